@@ -1,0 +1,53 @@
+# Every target works from a fresh clone with nothing but Python 3.10+ installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-test
+
+# tiktoken downloads its encodings on first use. Offline, point TIKTOKEN_CACHE_DIR at
+# a folder that holds them; a sibling ../shared/tiktoken-cache is used when present.
+ifeq ($(origin TIKTOKEN_CACHE_DIR), undefined)
+  ifneq ($(wildcard ../shared/tiktoken-cache),)
+    export TIKTOKEN_CACHE_DIR := $(abspath ../shared/tiktoken-cache)
+  endif
+endif
+
+.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed clean
+
+help:  ## Show this help.
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install the package with its test extra.
+
+demo: $(STAMP)  ## Run the main job: a simulated session, calibrated live.
+	$(BIN)/python -m langchain_tokencal demo
+
+test: lint typecheck unit  ## Lint, type check and run every test (offline).
+
+unit: $(STAMP)  ## Run the unit tests (sockets disabled).
+	$(BIN)/python -m pytest tests/unit_tests --disable-socket --allow-unix-socket -q
+
+integration_tests: $(STAMP)  ## Run tests against real provider APIs (skip without keys).
+	$(BIN)/python -m pytest tests/integration_tests -q
+
+lint: $(STAMP)  ## ruff check and format check.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)  ## mypy --strict on the package.
+	$(BIN)/mypy
+
+clean:  ## Remove the virtual environment and caches.
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

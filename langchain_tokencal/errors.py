@@ -1,0 +1,74 @@
+"""Exceptions raised by langchain-tokencal.
+
+Every exception the package raises on purpose derives from `TokenCalError`, so
+one ``except TokenCalError`` catches them all. Most also derive from the
+built-in exception their situation calls for, so code written against
+`ValueError` or `KeyError` keeps working.
+
+```
+TokenCalError
+ ├── ConfigError (ValueError)          a setting or argument is invalid
+ │    ├── UnknownModelError            a model name cannot be resolved
+ │    └── UnknownProviderError         a provider name is not supported
+ ├── UsageError (ValueError)           a usage payload cannot be trusted
+ └── EncodingUnavailableError          a tiktoken encoding cannot be loaded
+```
+
+Callbacks never raise these into a model call: the handler logs and degrades.
+They reach users only from calls they make themselves (`create_counter`,
+`parse_usage(..., strict=True)`, `TokenCalibrationHandler.from_config`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "EncodingUnavailableError",
+    "TokenCalError",
+    "UnknownModelError",
+    "UnknownProviderError",
+    "UsageError",
+]
+
+
+class TokenCalError(Exception):
+    """Base class of every error raised by langchain-tokencal.
+
+    Example:
+        ```python
+        from langchain_tokencal import TokenCalError, create_counter
+
+        try:
+            create_counter("gpt-4o", provider="nope")
+        except TokenCalError as err:
+            print(err)
+        ```
+    """
+
+
+class ConfigError(TokenCalError, ValueError):
+    """A setting or argument is invalid; the message names the valid choices."""
+
+
+class UnknownModelError(ConfigError):
+    """A model name cannot be mapped to a counter or encoding."""
+
+
+class UnknownProviderError(ConfigError):
+    """A provider name is not one langchain-tokencal knows."""
+
+
+class UsageError(TokenCalError, ValueError):
+    """A usage payload has no usage or cannot be trusted.
+
+    Raised only by strict parsing; the default parsing returns ``None`` and
+    keeps the reason available through `explain_usage`.
+    """
+
+
+class EncodingUnavailableError(TokenCalError, RuntimeError):
+    """A tiktoken encoding could not be loaded (typically: offline, no cache).
+
+    Fix it by pointing ``TIKTOKEN_CACHE_DIR`` at a folder holding the encoding
+    files, or let the counter fall back to the approximate count.
+    """
