@@ -1,0 +1,647 @@
+"""Calibrated counting for one model: local features + ledger + regression.
+
+A count is made as DESIGN.md describes:
+
+- a prompt reported before is answered with its report (``"exact"``);
+- otherwise the longest reported prefix is the anchor, or, with none, the
+  tool set's learned base cost (else the calibrated framing and tool cost);
+- each remaining message costs its learned cost when the ledger has one, or
+  its calibrated estimate ``local + coefficients . features``.
+
+Learning is deferred: the callback hands over an `Observation` in O(1), and
+the work (features of new messages, ledger updates, the regression solve)
+runs on the next count, `flush()` or `stats()`, outside the model call.
+"""
+
+# NB: no ``from __future__ import annotations`` here: ``trim_messages`` reads
+# the evaluated annotation of a counter's first parameter.
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage
+
+from langchain_tokencal.cache import CacheStats
+from langchain_tokencal.calibration import COEFFICIENT_NAMES, Calibrator, Prior
+from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.counters import (
+    CounterInfo,
+    LocalCounter,
+    as_messages,
+    local_counter,
+)
+from langchain_tokencal.features import N_FEATURES, MessageFeatures, ToolFeatures
+from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
+from langchain_tokencal.usage import TokenUsage
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CalibratedCounter",
+    "ModelStats",
+    "Observation",
+    "Source",
+    "TokenEstimate",
+    "create_counter",
+]
+
+Source = Literal["exact", "anchored", "calibrated", "local", "fallback"]
+
+# Relative interval of the unknown part before a model has residuals of its own.
+_PRIOR_INTERVAL: Mapping[str, tuple[float, float]] = {
+    "exact": (-0.01, 0.01),
+    "approximate": (-0.25, 0.35),
+    "fallback": (-0.45, 0.8),
+}
+# Confidence of an uncalibrated local count, by counter kind.
+_LOCAL_CONFIDENCE: Mapping[str, float] = {
+    "exact": 0.95,
+    "approximate": 0.2,
+    "fallback": 0.0,
+}
+# A report further than this from the local count is garbage, not a tokenizer
+# difference (hidden preambles make ratios of 10x+ on tiny prompts legitimate).
+_MAX_RATIO = 50.0
+_MIN_RATIO = 0.05
+# Unknown parts smaller than this say little about relative error.
+_MIN_UNKNOWN_FOR_RESIDUAL = 8.0
+# Observations queued before a callback drains the queue itself.
+_DRAIN_AT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEstimate:
+    """A prompt token count with its interval and what it rests on.
+
+    Attributes:
+        tokens: The best estimate of the prompt's input tokens.
+        low: Lower end of the interval.
+        high: Upper end; count ``high`` to rarely overflow a context window.
+        source: ``"exact"`` (this prompt was reported), ``"anchored"`` (most of
+            it is known from reports), ``"calibrated"`` (estimated from this
+            model's reports), ``"local"`` (no reports yet; the local count) or
+            ``"fallback"`` (no reports and no tokenizer: character classes).
+        confidence: 0..1, how much to trust ``tokens``.
+        model: The counter's model key.
+        local_tokens: The uncalibrated local count of the same prompt.
+        known_tokens: Tokens taken from reports (prefix or message costs).
+        messages: Messages in the prompt.
+        known_messages: Messages whose cost came from reports.
+        observations: Reports this model has learned from.
+
+    Example:
+        ```python
+        from langchain_tokencal import create_counter
+
+        est = create_counter("gpt-4o").estimate([("user", "hello")])
+        assert est.low <= est.tokens <= est.high
+        ```
+    """
+
+    tokens: int
+    low: int
+    high: int
+    source: Source
+    confidence: float
+    model: str
+    local_tokens: int
+    known_tokens: int
+    messages: int
+    known_messages: int
+    observations: int
+
+    @property
+    def basis(self) -> str:
+        """One sentence saying what the estimate rests on."""
+        if self.source == "exact":
+            return f"this exact prompt was reported ({self.tokens} tokens)"
+        parts = [f"{self.known_messages}/{self.messages} messages known from reports"]
+        if self.observations:
+            parts.append(f"calibrated on {self.observations} reports")
+        else:
+            parts.append("no reports yet for this model")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One reported call, handed from a callback to a counter.
+
+    The messages are the caller's own objects, held only until the next count
+    or flush processes the observation; nothing else is kept.
+    """
+
+    messages: Sequence[BaseMessage]
+    tools: Sequence[Any] | None
+    usage: TokenUsage
+    reply: BaseMessage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """Calibration statistics of one model (a snapshot).
+
+    Attributes:
+        model: The model key.
+        provider: The provider, when known.
+        counter: The local counter's description.
+        observations: Reports learned from.
+        repeats: Reports of a prompt already known exactly.
+        rejected: Reports not learned from, by reason.
+        coefficients: The regression's residual coefficients by name.
+        confidence: Confidence of a typical estimate, 0..1.
+        local_error: Mean absolute relative error of the uncalibrated local
+            count against the reports (before each was learned), or ``None``.
+        calibrated_error: The same for the calibrated count.
+        recent_error: Calibrated error over the last 10 reports.
+        bias: Mean signed relative error of the calibrated count (negative:
+            it under-counts).
+        interval: Relative interval ``(low, high)`` applied to unknown tokens.
+        last_usage: The last usage reported for this model.
+        memo: Statistics of the local features memo.
+        ledger: Statistics of the learned-count maps.
+
+    Example:
+        ```python
+        from langchain_tokencal import create_counter
+
+        stats = create_counter("claude-sonnet-4-5").stats()
+        assert stats.observations == 0
+        ```
+    """
+
+    model: str
+    provider: str | None
+    counter: CounterInfo
+    observations: int
+    repeats: int
+    rejected: Mapping[str, int]
+    coefficients: Mapping[str, float]
+    confidence: float
+    local_error: float | None
+    calibrated_error: float | None
+    recent_error: float | None
+    bias: float | None
+    interval: tuple[float, float]
+    last_usage: TokenUsage | None
+    memo: CacheStats
+    ledger: LedgerStats
+    errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+
+
+def _kind(info: CounterInfo) -> str:
+    if info.kind == "exact" and not info.fallback:
+        return "exact"
+    return "fallback" if info.encoding is None else "approximate"
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+class CalibratedCounter:
+    """Counts prompt tokens for one model, learning from reported usage.
+
+    Usable directly as ``trim_messages(token_counter=counter)``. Thread-safe:
+    counting and learning serialize on one lock; `submit` is lock-free.
+
+    Args:
+        model: The model name, as configured (``ls_model_name``).
+        provider: The provider (``ls_provider``); picks the local counter.
+        config: Cache sizes, windows and interval coverage.
+        local: A local counter to use instead of `local_counter`'s choice.
+        clock: Monotonic clock for the caches, injectable for tests.
+
+    Example:
+        ```python
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        from langchain_tokencal import create_counter
+
+        counter = create_counter("my-model", provider="anthropic")
+        history = [HumanMessage("What is 2 + 2?")]
+        counter.observe(history, 19)
+        assert counter(history) == 19
+        history += [AIMessage("4"), HumanMessage("And 3 + 3?")]
+        assert counter.estimate(history).source == "anchored"
+        ```
+    """
+
+    def __init__(
+        self,
+        model: str,
+        provider: str | None = None,
+        *,
+        config: CounterConfig | None = None,
+        local: LocalCounter | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create a counter that knows nothing yet."""
+        self.config = config or CounterConfig()
+        self.model = model
+        self.provider = provider
+        self.local = local or local_counter(
+            model, provider, memo_size=self.config.memo_size
+        )
+        self._kind = _kind(self.local.info)
+        prior = Prior.exact() if self._kind == "exact" else Prior.approximate()
+        self._calibrator = Calibrator(prior, window=self.config.max_points)
+        self._ledger = Ledger(self.config.cache_size, self.config.cache_ttl, clock=clock)
+        self._lock = threading.RLock()
+        self._inbox: deque[Observation] = deque()
+        self._cost_cache: dict[int, float] = {}
+        self._residuals: deque[float] = deque(maxlen=self.config.max_points)
+        self._errors: deque[tuple[float, float]] = deque(maxlen=self.config.max_points)
+        self._rejected: dict[str, int] = {}
+        self._repeats = 0
+        self._last_usage: TokenUsage | None = None
+        self._clock = clock or time.monotonic
+
+    # -- counting ---------------------------------------------------------
+
+    def __call__(
+        self, messages: Sequence[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Count the prompt tokens of ``messages`` (with ``tools`` bound)."""
+        return self.estimate(messages, tools).tokens
+
+    def estimate(
+        self, messages: Sequence[Any], tools: Sequence[Any] | None = None
+    ) -> TokenEstimate:
+        """Estimate the prompt tokens of ``messages`` with an interval.
+
+        Args:
+            messages: The prompt: messages or LangChain message-like inputs.
+            tools: Tools bound to the model, in any form LangChain accepts.
+        """
+        msgs = as_messages(messages)
+        if self._inbox:
+            self.flush()
+        feats = self.local.message_features(msgs)
+        tools_f = self.local.tool_features(tools)
+        with self._lock:
+            return self._estimate(feats, tools_f)
+
+    def _calibrated_cost(self, f: MessageFeatures) -> float:
+        cost = self._cost_cache.get(f.digest)
+        if cost is None:
+            coef = self._calibrator.coefficients
+            v = f.vector
+            cost = f.local + sum(coef[3 + i] * v[i] for i in range(N_FEATURES))
+            cost = max(cost, 1.0)
+            if len(self._cost_cache) >= self.config.cache_size:
+                self._cost_cache.clear()
+            self._cost_cache[f.digest] = cost
+        return cost
+
+    def _base(self, tools_f: ToolFeatures) -> tuple[float, bool]:
+        """Fixed cost of a prompt beyond its messages, and whether it is known."""
+        learned = self._ledger.base_cost(tools_f.fingerprint)
+        if learned is not None:
+            return learned, True
+        coef = self._calibrator.coefficients
+        value = self.local.framing + tools_f.local + coef[0]
+        if tools_f.count:
+            value += coef[1] + coef[2] * tools_f.schema_tokens
+        return max(value, 0.0), False
+
+    def _split(
+        self, feats: Sequence[MessageFeatures], tools_f: ToolFeatures
+    ) -> tuple[float, float, int, bool, list[int]]:
+        """(known tokens, estimated tokens, known messages, exact, hashes)."""
+        hashes = prefix_hashes(tools_f.fingerprint, [f.digest for f in feats])
+        anchor = self._ledger.longest_prefix(hashes) if hashes else None
+        if anchor is not None and anchor[0] == len(feats):
+            return float(anchor[1]), 0.0, len(feats), True, hashes
+        known = unknown = 0.0
+        known_msgs = 0
+        if anchor is not None:
+            start, tokens = anchor
+            known, known_msgs = float(tokens), start
+        else:
+            start = 0
+            base, base_known = self._base(tools_f)
+            if base_known:
+                known = base
+            else:
+                unknown = base
+        cost_of = self._ledger.message_cost
+        for f in feats[start:]:
+            cost = cost_of(f.digest)
+            if cost is None:
+                unknown += self._calibrated_cost(f)
+            else:
+                known += cost
+                known_msgs += 1
+        return known, unknown, known_msgs, False, hashes
+
+    def _interval(self) -> tuple[float, float]:
+        if len(self._residuals) < self.config.min_points:
+            return _PRIOR_INTERVAL[self._kind]
+        ordered = sorted(self._residuals)
+        tail = (1.0 - self.config.coverage) / 2.0
+        # Few residuals understate the tails: widen by a small-sample factor.
+        widen = 1.0 + 2.0 / len(ordered) ** 0.5
+        lo = min(_quantile(ordered, tail) * widen, -0.002)
+        hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.002)
+        return lo, hi
+
+    def _estimate(
+        self, feats: Sequence[MessageFeatures], tools_f: ToolFeatures
+    ) -> TokenEstimate:
+        local_total = self.local.framing + tools_f.local + sum(f.local for f in feats)
+        points = self._calibrator.points
+        known, unknown, known_msgs, exact, _ = self._split(feats, tools_f)
+        tokens = round(known + unknown)
+        if exact:
+            return TokenEstimate(
+                tokens, tokens, tokens, "exact", 1.0, self.model, local_total,
+                tokens, len(feats), len(feats), points,
+            )  # fmt: skip
+        rel_lo, rel_hi = self._interval()
+        margin = 1.0 + 0.002 * known
+        low = max(round(known + unknown * (1.0 + rel_lo) - margin), 0)
+        high = round(known + unknown * (1.0 + rel_hi) + margin + 0.5)
+        source: Source
+        if known_msgs and known >= unknown:
+            source = "anchored"
+        elif points:
+            source = "calibrated"
+        else:
+            source = "fallback" if self._kind == "fallback" else "local"
+        frac = known / (known + unknown) if known + unknown > 0 else 0.0
+        conf = frac + (1.0 - frac) * self._model_confidence(rel_lo, rel_hi)
+        return TokenEstimate(
+            tokens, min(low, tokens), max(high, tokens), source, round(conf, 3),
+            self.model, local_total, round(known), len(feats), known_msgs, points,
+        )  # fmt: skip
+
+    def _model_confidence(self, rel_lo: float, rel_hi: float) -> float:
+        n = self._calibrator.points
+        if n == 0:
+            return _LOCAL_CONFIDENCE[self._kind]
+        spread = (rel_hi - rel_lo) / 2.0
+        return (n / (n + self.config.min_points)) / (1.0 + 10.0 * spread)
+
+    # -- learning ---------------------------------------------------------
+
+    def submit(self, observation: Observation) -> None:
+        """Queue a reported call for learning; O(1), safe in a callback."""
+        self._inbox.append(observation)
+        if len(self._inbox) >= _DRAIN_AT and self._lock.acquire(blocking=False):
+            # Nobody is counting: bound the queue here rather than grow it.
+            try:
+                self._drain()
+            finally:
+                self._lock.release()
+
+    def flush(self) -> None:
+        """Learn from every queued observation now."""
+        with self._lock:
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._inbox:
+            obs = self._inbox.popleft()
+            try:
+                self._learn(obs)
+            except Exception:  # a bad observation must not poison the queue
+                logger.exception("could not learn from a report for %s", self.model)
+                self._reject("internal error")
+
+    def observe(
+        self,
+        messages: Sequence[Any],
+        usage: TokenUsage | int,
+        tools: Sequence[Any] | None = None,
+        *,
+        reply: BaseMessage | None = None,
+    ) -> str | None:
+        """Learn from one call's prompt and its reported usage, now.
+
+        Args:
+            messages: The prompt that was sent.
+            usage: Its parsed usage, or the reported input tokens as an int.
+            tools: The tools that were bound.
+            reply: The reply message, whose completion tokens become its cost
+                when it appears in the next prompt.
+
+        Returns:
+            ``None`` when learned, else the reason it was not.
+        """
+        if isinstance(usage, int) and not isinstance(usage, bool):
+            usage = TokenUsage(input_tokens=usage, output_tokens=0, total_tokens=usage)
+        if not isinstance(usage, TokenUsage):
+            msg = f"usage must be a TokenUsage or an int, got {type(usage).__name__}."
+            raise TypeError(msg)
+        obs = Observation(as_messages(messages), tools, usage, reply)
+        with self._lock:
+            self._drain()
+            return self._learn(obs)
+
+    def reject(self, reason: str) -> None:
+        """Count a report that was not learned from, by reason."""
+        with self._lock:
+            self._reject(reason)
+
+    def _reject(self, reason: str) -> str:
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        return reason
+
+    def _learn(self, obs: Observation) -> str | None:
+        usage = obs.usage
+        self._last_usage = usage
+        reported = usage.input_tokens
+        if reported <= 0:
+            return self._reject("no usage")
+        feats = self.local.message_features(obs.messages)
+        tools_f = self.local.tool_features(obs.tools)
+        local_total = self.local.framing + tools_f.local + sum(f.local for f in feats)
+        if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
+            return self._reject("implausible ratio")
+        known, unknown, _, exact, hashes = self._split(feats, tools_f)
+        predicted = known + unknown
+        self._errors.append(
+            ((local_total - reported) / reported, (predicted - reported) / reported)
+        )
+        if unknown >= _MIN_UNKNOWN_FOR_RESIDUAL:
+            self._residuals.append((reported - known - unknown) / unknown)
+        if exact:
+            self._repeats += 1
+            self._learn_reply(obs, usage)
+            return None
+        anchor = self._ledger.longest_prefix(hashes) if hashes else None
+        start = anchor[0] if anchor else 0
+        new = feats[start:]
+        has_images = any(f.vector[N_FEATURES - 1] for f in new)
+        if has_images:
+            # Image costs are provider-specific and locally unknowable without
+            # dimensions: keep the exact prompt count, skip the regression.
+            self._reject("multimodal: not calibrated")
+        else:
+            self._fit(new, tools_f, anchor, reported)
+        self._allocate(new, tools_f, anchor, reported)
+        self._ledger.record_prompt(hashes[-1] if hashes else tools_f.fingerprint, reported)
+        self._learn_reply(obs, usage)
+        return None
+
+    def _fit(
+        self,
+        new: Sequence[MessageFeatures],
+        tools_f: ToolFeatures,
+        anchor: tuple[int, int] | None,
+        reported: int,
+    ) -> None:
+        x = [0.0] * len(COEFFICIENT_NAMES)
+        local = 0.0
+        if anchor is None:
+            x[0] = 1.0
+            local = float(self.local.framing + tools_f.local)
+            if tools_f.count:
+                x[1] = 1.0
+                x[2] = tools_f.schema_tokens
+            target = float(reported)
+        else:
+            target = float(reported - anchor[1])
+        for f in new:
+            local += f.local
+            v = f.vector
+            for i in range(N_FEATURES):
+                x[3 + i] += v[i]
+        self._calibrator.add(x, target - local, local)
+        self._cost_cache.clear()
+
+    def _allocate(
+        self,
+        new: Sequence[MessageFeatures],
+        tools_f: ToolFeatures,
+        anchor: tuple[int, int] | None,
+        reported: int,
+    ) -> None:
+        """Spread the newly reported tokens over the messages that were unknown."""
+        ledger = self._ledger
+        if anchor is None:
+            base, _ = self._base(tools_f)
+            remainder = reported - base
+        else:
+            remainder = float(reported - anchor[1])
+        unknown: list[tuple[MessageFeatures, float]] = []
+        for f in new:
+            cost = ledger.message_cost(f.digest)
+            if cost is None:
+                unknown.append((f, self._calibrated_cost(f)))
+            else:
+                remainder -= cost
+        if not unknown:
+            if anchor is None:
+                # Every message was known: what is left is this tool set's base.
+                ledger.update_base(tools_f.fingerprint, remainder + base)
+            return
+        total = sum(c for _, c in unknown)
+        # A remainder far from the calibrated total means the known costs are
+        # stale; trust the regression rather than write nonsense into the ledger.
+        if total <= 0 or not 0.5 * total <= remainder <= 2.0 * total:
+            return
+        for f, cost in unknown:
+            ledger.set_message_cost(f.digest, remainder * cost / total)
+
+    def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
+        if obs.reply is None or usage.output_tokens <= 0:
+            return
+        (f,) = self.local.message_features([obs.reply])
+        if self._ledger.message_cost(f.digest) is not None:
+            return
+        visible = usage.output_tokens - usage.reasoning
+        content_local = sum(f.vector[1:])
+        coef = self._calibrator.coefficients
+        overhead = f.local - content_local + coef[3]
+        if visible > 0:
+            self._ledger.set_message_cost(f.digest, visible + max(overhead, 0.0))
+
+    # -- reporting --------------------------------------------------------
+
+    def stats(self) -> ModelStats:
+        """A snapshot of this model's calibration statistics."""
+        with self._lock:
+            self._drain()
+            errors = tuple(self._errors)
+            local_err = cal_err = recent = bias = None
+            if errors:
+                local_err = sum(abs(e[0]) for e in errors) / len(errors)
+                cal_err = sum(abs(e[1]) for e in errors) / len(errors)
+                bias = sum(e[1] for e in errors) / len(errors)
+                tail = errors[-10:]
+                recent = sum(abs(e[1]) for e in tail) / len(tail)
+            rel_lo, rel_hi = self._interval()
+            return ModelStats(
+                model=self.model,
+                provider=self.provider,
+                counter=self.local.info,
+                observations=self._calibrator.points,
+                repeats=self._repeats,
+                rejected=dict(self._rejected),
+                coefficients=dict(
+                    zip(COEFFICIENT_NAMES, self._calibrator.coefficients, strict=True)
+                ),
+                confidence=round(self._model_confidence(rel_lo, rel_hi), 3),
+                local_error=local_err,
+                calibrated_error=cal_err,
+                recent_error=recent,
+                bias=bias,
+                interval=(rel_lo, rel_hi),
+                last_usage=self._last_usage,
+                memo=self.local.memo_stats(),
+                ledger=self._ledger.stats(),
+                errors=errors,
+            )
+
+
+def create_counter(
+    model: str,
+    provider: str | None = None,
+    *,
+    config: CounterConfig | Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> CalibratedCounter:
+    """Create the right counter for a model, ready to learn from its reports.
+
+    OpenAI models count exactly with their own tiktoken encoding; every other
+    model starts from the approximate counter and is calibrated by `observe`
+    (or by a `TokenCalibrationHandler` that feeds it).
+
+    Args:
+        model: The model name (``"gpt-4o"``, ``"claude-sonnet-4-5"``...).
+        provider: ``"openai"``, ``"anthropic"``, ``"google"``...; guessed from
+            the model name when omitted.
+        config: A `CounterConfig` or a mapping of its settings.
+        **settings: Individual settings (``cache_ttl=``, ``cache_size=``,
+            ``min_points=``, ``max_points=``...), applied over ``config``.
+
+    Raises:
+        ConfigError: On an unknown or invalid setting or provider.
+
+    Example:
+        ```python
+        from langchain_core.messages import trim_messages
+
+        from langchain_tokencal import create_counter
+
+        counter = create_counter("gpt-4o", cache_size=10_000)
+        history = [("system", "Be brief."), ("user", "Hi!")]
+        trimmed = trim_messages(history, max_tokens=50, token_counter=counter)
+        ```
+    """
+    if isinstance(config, Mapping):
+        config = CounterConfig.from_mapping(config)
+    config = config or CounterConfig()
+    if settings:
+        config = config.replace(**settings)
+    return CalibratedCounter(model, provider, config=config)

@@ -1,0 +1,603 @@
+"""The callback handler that learns token counts, and its context manager."""
+
+# NB: no ``from __future__ import annotations``: the counters this module hands
+# to ``trim_messages`` must carry evaluated annotations.
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import ChatGenerationChunk, LLMResult
+from langchain_core.tracers.context import register_configure_hook
+from typing_extensions import override
+
+from langchain_tokencal.cache import TTLCache
+from langchain_tokencal.calibrated import (
+    CalibratedCounter,
+    ModelStats,
+    Observation,
+    TokenEstimate,
+)
+from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.usage import TokenUsage, parse_usage
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TokenCalibrationHandler", "get_tokencal_callback"]
+
+# LangChain's ``_type`` of common chat integrations, for models whose metadata
+# carries no ``ls_provider``.
+_PROVIDER_BY_TYPE: Mapping[str, str] = {
+    "openai-chat": "openai",
+    "azure-openai-chat": "openai",
+    "anthropic-chat": "anthropic",
+    "chat-google-generative-ai": "google",
+    "vertexai": "google",
+    "amazon_bedrock_converse_chat": "bedrock",
+    "amazon_bedrock_chat": "bedrock",
+    "chat-ollama": "ollama",
+    "groq-chat": "groq",
+    "mistralai-chat": "mistral",
+    "cohere-chat": "cohere",
+    "chat-deepseek": "deepseek",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    model: str
+    provider: str | None
+    messages: Sequence[BaseMessage]
+    tools: Sequence[Any] | None
+    # Input tokens reported by each streamed chunk, to detect summed usage.
+    streamed: list[int] = field(default_factory=list)
+
+
+def _model_key(
+    serialized: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+) -> tuple[str, str | None]:
+    """The stable model key and provider of a run (configured name first)."""
+    md = metadata or {}
+    ip = params or {}
+    model = md.get("ls_model_name")
+    provider = md.get("ls_provider")
+    if not model:
+        for key in ("model", "model_name", "model_id", "deployment_name"):
+            if ip.get(key):
+                model = ip[key]
+                break
+    if not model and serialized:
+        kwargs = serialized.get("kwargs") or {}
+        model = kwargs.get("model") or kwargs.get("model_name")
+    if not provider:
+        provider = _PROVIDER_BY_TYPE.get(str(ip.get("_type", "")))
+    return str(model or "unknown"), (str(provider) if provider else None)
+
+
+def _bound_tools(
+    params: Mapping[str, Any] | None, options: Mapping[str, Any] | None
+) -> list[Any] | None:
+    """Tools and structured-output schemas bound to a call: they are prompt."""
+    ip = params or {}
+    tools: list[Any] = []
+    for key in ("tools", "functions"):
+        value = ip.get(key)
+        if isinstance(value, (list, tuple)):
+            tools.extend(value)
+    response_format = ip.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("json_schema"):
+        tools.append(dict(response_format))
+    elif not tools and options:
+        # ``with_structured_output`` by JSON mode leaves only this trace.
+        structured = options.get("ls_structured_output_format")
+        schema = structured.get("schema") if isinstance(structured, Mapping) else None
+        if isinstance(schema, Mapping):
+            tools.append(dict(schema))
+    return tools or None
+
+
+class _BoundCounter:
+    """A ``trim_messages``-ready counter bound to one model and tool set."""
+
+    __slots__ = ("_conservative", "_handler", "_model", "_tools")
+
+    def __init__(
+        self,
+        handler: "TokenCalibrationHandler",
+        model: str,
+        tools: Sequence[Any] | None,
+        *,
+        conservative: bool,
+    ) -> None:
+        self._handler = handler
+        self._model = model
+        self._tools = tools
+        self._conservative = conservative
+
+    def __call__(self, messages: Sequence[BaseMessage]) -> int:
+        est = self._handler.estimate(messages, model=self._model, tools=self._tools)
+        return est.high if self._conservative else est.tokens
+
+    def __repr__(self) -> str:
+        kind = "conservative " if self._conservative else ""
+        return f"<{kind}token counter for {self._model!r}>"
+
+
+class TokenCalibrationHandler(BaseCallbackHandler):
+    """Learns, per model, to count prompt tokens from the usage calls report.
+
+    Attach it to chat models (``callbacks=[handler]``, ``config=``, or
+    `get_tokencal_callback`). ``on_chat_model_start`` records the prompt,
+    ``on_llm_end`` takes the reported usage; both are O(1) and never raise
+    into the call (unless ``raise_error`` is set, for tests). Learning runs on
+    the next count. Thread-safe and usable from async code.
+
+    Args:
+        config: A `CounterConfig` or a mapping of its settings.
+        **settings: Individual `CounterConfig` settings over ``config``.
+
+    Example:
+        ```python
+        from langchain_tokencal import TokenCalibrationHandler
+        from langchain_tokencal.testing import FakeUsageChatModel
+
+        handler = TokenCalibrationHandler()
+        llm = FakeUsageChatModel(model="fake-claude", callbacks=[handler])
+        history = [("user", "Summarize the plot of Hamlet in one line.")]
+        llm.invoke(history)
+        handler.count_messages(history, model="fake-claude")  # exact now
+        ```
+    """
+
+    raise_error: bool = False
+    # The hooks only store references and pop them; staying on the event loop
+    # saves two thread hops per call under ``ainvoke``.
+    run_inline: bool = True
+
+    def __init__(
+        self,
+        *,
+        config: CounterConfig | Mapping[str, Any] | None = None,
+        clock: Callable[[], float] | None = None,
+        **settings: Any,
+    ) -> None:
+        """Create a handler that knows no model yet."""
+        super().__init__()
+        if isinstance(config, Mapping):
+            config = CounterConfig.from_mapping(config)
+        config = config or CounterConfig()
+        self.config = config.replace(**settings) if settings else config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counters: dict[str, CalibratedCounter] = {}
+        self._aliases: dict[str, str] = {}
+        self._usage: dict[str, UsageMetadata] = {}
+        self._pending: TTLCache[UUID, _Pending] = TTLCache(
+            self.config.pending_size,
+            self.config.pending_ttl,
+            **({} if clock is None else {"clock": clock}),
+        )
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> "TokenCalibrationHandler":
+        """Create a handler from settings read from YAML, TOML or JSON.
+
+        Raises:
+            ConfigError: On an unknown key (listing the valid ones) or value.
+        """
+        return cls(config=CounterConfig.from_mapping(mapping))
+
+    def __repr__(self) -> str:
+        """Models known and pending runs."""
+        return (
+            f"TokenCalibrationHandler(models={sorted(self._counters)!r}, "
+            f"pending={len(self._pending)})"
+        )
+
+    # -- callback hooks ---------------------------------------------------
+
+    @override
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record the prompt of a chat model run."""
+        try:
+            params = kwargs.get("invocation_params")
+            model, provider = _model_key(serialized, metadata, params)
+            prompt = list(messages[0]) if messages else []
+            tools = _bound_tools(params, kwargs.get("options"))
+            self._pending.put(run_id, _Pending(model, provider, prompt, tools))
+        except Exception:
+            if self.raise_error:
+                raise
+            logger.exception("tokencal: could not record a chat model start")
+
+    @override
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Record the prompt of a completion model run as one user message."""
+        try:
+            params = kwargs.get("invocation_params")
+            model, provider = _model_key(serialized, metadata, params)
+            prompt = [HumanMessage(prompts[0])] if prompts else []
+            self._pending.put(run_id, _Pending(model, provider, prompt, None))
+        except Exception:
+            if self.raise_error:
+                raise
+            logger.exception("tokencal: could not record an LLM start")
+
+    @override
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Note the input tokens each streamed chunk reports."""
+        if not isinstance(chunk, ChatGenerationChunk):
+            return
+        usage = getattr(chunk.message, "usage_metadata", None)
+        if usage:
+            n = usage.get("input_tokens") or 0
+            pending = self._pending.peek(run_id) if n else None
+            if pending is not None:
+                pending.streamed.append(n)
+
+    @override
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Take the reported usage of a run and queue it for learning."""
+        try:
+            self._end(response, run_id)
+        except Exception:
+            if self.raise_error:
+                raise
+            logger.exception("tokencal: could not learn from a model response")
+
+    @override
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Forget the prompt of a failed run."""
+        pending = self._pending.pop(run_id)
+        if pending is not None:
+            self._counter_for(pending.model, pending.provider).reject("model error")
+
+    def _end(self, response: LLMResult, run_id: UUID) -> None:
+        pending = self._pending.pop(run_id)
+        streamed = pending.streamed if pending is not None else None
+        try:
+            message: Any = response.generations[0][0].message  # type: ignore[attr-defined]
+        except (IndexError, AttributeError):
+            message = None
+        usage = parse_usage(message if message is not None else response)
+        if pending is None:
+            # Started before this handler was attached, or expired: bill only.
+            if usage is not None and "llm_cache_hit" not in usage.flags:
+                self._bill(usage.model or "unknown", usage)
+            return
+        counter = self._counter_for(pending.model, pending.provider)
+        snapshot = usage.model if usage is not None else None
+        if snapshot and snapshot != pending.model and snapshot not in self._aliases:
+            with self._lock:
+                self._aliases[snapshot] = pending.model
+        reason = self._reason(usage, streamed)
+        if usage is not None and "llm_cache_hit" not in usage.flags:
+            self._bill(pending.model, usage)
+        if reason is not None or usage is None:
+            counter.reject(reason or "no usage")
+            return
+        reply = message if isinstance(message, BaseMessage) else None
+        if reply is not None:
+            # Keep a copy, not the result's own object: an LLM cache holds and
+            # later rewrites what it stored.
+            reply = AIMessage(content=reply.content, tool_calls=_tool_calls(reply))
+        counter.submit(Observation(pending.messages, pending.tools, usage, reply))
+
+    @staticmethod
+    def _reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
+        if usage is None:
+            return "no usage"
+        if "llm_cache_hit" in usage.flags:
+            return "llm cache hit"
+        if "server_tool_input" in usage.flags:
+            return "server tool input"
+        if streamed and len(streamed) > 1 and usage.input_tokens > max(streamed):
+            # Chunks that each carried the prompt count were summed by the merge.
+            return "inflated streamed usage"
+        return None
+
+    def _bill(self, model: str, usage: TokenUsage) -> None:
+        meta = usage.to_usage_metadata()
+        with self._lock:
+            old = self._usage.get(model)
+            self._usage[model] = meta if old is None else add_usage(old, meta)
+
+    # -- counters ---------------------------------------------------------
+
+    def _counter_for(self, model: str, provider: str | None = None) -> CalibratedCounter:
+        counter = self._counters.get(model)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.get(model)
+                if counter is None:
+                    counter = CalibratedCounter(
+                        model, provider, config=self.config, clock=self._clock
+                    )
+                    self._counters[model] = counter
+        return counter
+
+    def _resolve(self, model: str | None) -> str:
+        if model is None:
+            if len(self._counters) == 1:
+                return next(iter(self._counters))
+            known = ", ".join(sorted(self._counters)) or "none yet"
+            msg = f"Pass model=...; this handler has seen: {known}."
+            raise ConfigError(msg)
+        if model in self._counters:
+            return model
+        alias = self._aliases.get(model)
+        if alias is not None:
+            return alias
+        for known in self._counters:
+            # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
+            if model.startswith(known + "-") and model[len(known) + 1 : len(known) + 2].isdigit():
+                return known
+        return model
+
+    def count_messages(
+        self,
+        messages: Sequence[Any],
+        model: str | None = None,
+        tools: Sequence[Any] | None = None,
+    ) -> int:
+        """Count the prompt tokens ``messages`` will cost on ``model``.
+
+        Example:
+            ```python
+            from langchain_tokencal import TokenCalibrationHandler
+
+            handler = TokenCalibrationHandler()
+            n = handler.count_messages([("user", "hi")], model="gpt-4o")
+            ```
+        """
+        return self.estimate(messages, model=model, tools=tools).tokens
+
+    def estimate(
+        self,
+        messages: Sequence[Any],
+        model: str | None = None,
+        tools: Sequence[Any] | None = None,
+    ) -> TokenEstimate:
+        """Estimate the prompt tokens with an interval and its basis.
+
+        Args:
+            messages: The prompt: messages or LangChain message-like inputs.
+            model: The configured model name or a dated snapshot of it. May be
+                omitted when the handler has seen exactly one model.
+            tools: Tools that will be bound to the call.
+        """
+        key = self._resolve(model)
+        return self._counter_for(key).estimate(messages, tools)
+
+    def counter(
+        self,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        conservative: bool = False,
+    ) -> Callable[[Sequence[BaseMessage]], int]:
+        """A token counter for ``trim_messages`` and budgets.
+
+        Args:
+            model: The model name.
+            tools: Tools that will be bound (their cost is included).
+            conservative: Count the interval's ``high`` end, so a trimmed
+                history rarely overflows the context window.
+
+        Example:
+            ```python
+            from langchain_core.messages import trim_messages
+
+            from langchain_tokencal import TokenCalibrationHandler
+
+            handler = TokenCalibrationHandler()
+            history = [("user", "hi"), ("ai", "hello"), ("user", "bye")]
+            trim_messages(
+                history,
+                max_tokens=20,
+                token_counter=handler.counter("gpt-4o"),
+                strategy="last",
+            )
+            ```
+        """
+        return _BoundCounter(self, model, tools, conservative=conservative)
+
+    # -- feeding without callbacks -----------------------------------------
+
+    def observe(
+        self,
+        messages: Sequence[Any],
+        response_or_usage: Any,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        *,
+        provider: str | None = None,
+    ) -> str | None:
+        """Learn from a call made without LangChain callbacks.
+
+        Args:
+            messages: The prompt that was sent.
+            response_or_usage: Anything `parse_usage` accepts (a provider
+                response, a usage dict, an ``AIMessage``), or a `TokenUsage`.
+            model: The model name.
+            tools: The tools that were bound.
+            provider: The provider, to help parse a raw payload.
+
+        Returns:
+            ``None`` when learned, else the reason it was not.
+        """
+        usage = (
+            response_or_usage
+            if isinstance(response_or_usage, TokenUsage)
+            else parse_usage(response_or_usage, provider)
+        )
+        counter = self._counter_for(self._resolve(model), provider)
+        reason = self._reason(usage, None)
+        if reason is not None or usage is None:
+            counter.reject(reason or "no usage")
+            return reason or "no usage"
+        self._bill(counter.model, usage)
+        reply = response_or_usage if isinstance(response_or_usage, AIMessage) else None
+        return counter.observe(messages, usage, tools, reply=reply)
+
+    def observe_many(
+        self,
+        records: Iterable[tuple[Sequence[Any], Any]],
+        model: str,
+        tools: Sequence[Any] | None = None,
+        *,
+        provider: str | None = None,
+    ) -> dict[str, int]:
+        """Learn from many ``(messages, response_or_usage)`` pairs.
+
+        Returns:
+            How many were learned (``"learned"``) and rejected, by reason.
+        """
+        outcome: dict[str, int] = {}
+        for messages, response in records:
+            reason = self.observe(messages, response, model, tools, provider=provider)
+            key = reason or "learned"
+            outcome[key] = outcome.get(key, 0) + 1
+        return outcome
+
+    async def aobserve(
+        self,
+        messages: Sequence[Any],
+        response_or_usage: Any,
+        model: str,
+        tools: Sequence[Any] | None = None,
+        *,
+        provider: str | None = None,
+    ) -> str | None:
+        """Async twin of `observe` (the work is CPU-only and short)."""
+        return self.observe(messages, response_or_usage, model, tools, provider=provider)
+
+    # -- reporting --------------------------------------------------------
+
+    @property
+    def usage(self) -> dict[str, UsageMetadata]:
+        """Aggregated usage per model; LLM-cache hits are billed as zero."""
+        with self._lock:
+            return dict(self._usage)
+
+    @property
+    def models(self) -> list[str]:
+        """Model keys this handler has counters for."""
+        return sorted(self._counters)
+
+    @property
+    def pending_runs(self) -> int:
+        """Runs started and not yet ended (bounded by size and TTL)."""
+        self._pending.purge_expired()
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Learn from every queued report now."""
+        for counter in list(self._counters.values()):
+            counter.flush()
+
+    def stats(self) -> dict[str, ModelStats]:
+        """Per-model calibration statistics (frozen snapshots)."""
+        return {name: c.stats() for name, c in sorted(self._counters.items())}
+
+
+def _tool_calls(message: BaseMessage) -> list[Any]:
+    calls = getattr(message, "tool_calls", None)
+    return [dict(c) for c in calls] if calls else []
+
+
+_tokencal_callback_var: ContextVar[TokenCalibrationHandler | None] = ContextVar(
+    "tokencal_callback", default=None
+)
+# Registered once at import: registering per use would grow LangChain's hook
+# list by one entry per ``with`` block.
+register_configure_hook(_tokencal_callback_var, inheritable=True)
+
+
+@contextmanager
+def get_tokencal_callback(
+    handler: TokenCalibrationHandler | None = None, **settings: Any
+) -> Iterator[TokenCalibrationHandler]:
+    """Attach a handler to every chat model called inside the block.
+
+    Args:
+        handler: An existing handler to attach (it keeps what it learned);
+            a new one is created when omitted.
+        **settings: `CounterConfig` settings for a new handler.
+
+    Example:
+        ```python
+        from langchain_tokencal import get_tokencal_callback
+        from langchain_tokencal.testing import FakeUsageChatModel
+
+        llm = FakeUsageChatModel(model="fake-claude")
+        with get_tokencal_callback() as handler:
+            llm.invoke("Hello")
+        print(handler.usage)
+        ```
+    """
+    if handler is None:
+        handler = TokenCalibrationHandler(**settings)
+    elif settings:
+        msg = "Pass either a handler or settings for a new one, not both."
+        raise ConfigError(msg)
+    token = _tokencal_callback_var.set(handler)
+    try:
+        yield handler
+    finally:
+        _tokencal_callback_var.reset(token)

@@ -1,0 +1,100 @@
+"""Configuration of calibrated counters and the handler."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_tokencal.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["CounterConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class CounterConfig:
+    """Sizes, lifetimes and windows of a calibrated counter.
+
+    Attributes:
+        cache_ttl: Seconds a learned count (whole prompt, message cost, tool-set
+            base) stays usable; ``None`` keeps it until evicted by size.
+        cache_size: Entries kept in each learned-count map, per model.
+        memo_size: Messages whose local features are memoized, per counter.
+        min_points: Observations before a model's interval is taken from its
+            own residuals rather than the wide prior interval.
+        max_points: Effective window of the regression (exponential forgetting)
+            and of the residuals behind the interval.
+        coverage: Probability the interval ``[low, high]`` is meant to cover.
+        pending_ttl: Seconds a started run waits for its end before it is
+            dropped (a cancelled ``ainvoke`` fires neither end nor error).
+        pending_size: Started runs kept at once.
+
+    Example:
+        ```python
+        from langchain_tokencal.config import CounterConfig
+
+        config = CounterConfig.from_mapping({"cache_size": 1000, "min_points": 5})
+        assert config.cache_size == 1000
+        ```
+    """
+
+    cache_ttl: float | None = None
+    cache_size: int = 50_000
+    memo_size: int = 100_000
+    min_points: int = 5
+    max_points: int = 500
+    coverage: float = 0.95
+    pending_ttl: float = 900.0
+    pending_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        """Validate every field, naming the fix."""
+        positive_ints = ("cache_size", "memo_size", "min_points", "max_points")
+        for name in (*positive_ints, "pending_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                msg = f"{name} must be a positive integer, got {value!r}."
+                raise ConfigError(msg)
+        for name in ("cache_ttl", "pending_ttl"):
+            value = getattr(self, name)
+            if value is None and name == "cache_ttl":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                msg = f"{name} must be a number of seconds, got {value!r}."
+                raise ConfigError(msg)
+            if not value > 0:
+                msg = f"{name} must be > 0 seconds, got {value!r}."
+                raise ConfigError(msg)
+        if not 0.5 <= self.coverage < 1.0:
+            msg = f"coverage must be in [0.5, 1.0), got {self.coverage!r}."
+            raise ConfigError(msg)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The accepted setting names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> CounterConfig:
+        """Build a config from a dict (read from YAML, TOML or JSON).
+
+        Raises:
+            ConfigError: On an unknown key (the message lists the valid ones)
+                or an invalid value.
+        """
+        valid = cls.field_names()
+        unknown = sorted(set(mapping) - set(valid))
+        if unknown:
+            msg = (
+                f"Unknown setting(s) {', '.join(map(repr, unknown))}; "
+                f"valid settings are {', '.join(valid)}."
+            )
+            raise ConfigError(msg)
+        return cls(**dict(mapping))
+
+    def replace(self, **changes: Any) -> CounterConfig:
+        """A copy with some settings changed (validated)."""
+        return self.from_mapping({**dataclasses.asdict(self), **changes})

@@ -1,0 +1,161 @@
+"""Exact knowledge learned from usage reports, keyed by stable hashes.
+
+Three maps, all bounded (size and optional TTL) and holding numbers only,
+never prompt text:
+
+- *prompts*: the rolling hash of a whole prompt (tool set + message digests)
+  to its reported input tokens. A list reported before is answered exactly,
+  and a list that extends a reported one (the next turn of a conversation)
+  is anchored on it, so only the new messages are estimated.
+- *messages*: a message digest to its cost in the provider's tokens, derived
+  from the difference between consecutive prompts or from the completion
+  tokens of the reply that produced it. `trim_messages` counts suffixes of a
+  history, which never match a whole-prompt hash; per-message costs serve it.
+- *bases*: a tool-set fingerprint to the fixed tokens a prompt costs beyond
+  its messages (framing, tool preamble and schemas), learned from prompts
+  whose messages were all known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from langchain_tokencal.cache import CacheStats, TTLCache
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["Ledger", "LedgerStats", "prefix_hashes"]
+
+_MASK = (1 << 64) - 1
+# Odd 64-bit multipliers (golden-ratio and splitmix constants): the rolling hash
+# must be stable across processes, so Python's salted hash() cannot be used.
+_MUL = 0x9E3779B97F4A7C15
+_SEED = 0xBF58476D1CE4E5B9
+# Weight of a new observation in the moving average of a tool set's base cost.
+_BASE_ALPHA = 0.3
+
+
+def prefix_hashes(tool_fingerprint: int, digests: Sequence[int]) -> list[int]:
+    """Rolling hashes of every prefix of a prompt.
+
+    Element ``i`` identifies the tool set plus messages ``0..i``. The hash is
+    order-sensitive and stable across processes.
+
+    Example:
+        ```python
+        from langchain_tokencal.ledger import prefix_hashes
+
+        a = prefix_hashes(0, [11, 22, 33])
+        assert prefix_hashes(0, [11, 22]) == a[:2]
+        assert prefix_hashes(0, [22, 11])[1] != a[1]
+        ```
+    """
+    h = (tool_fingerprint ^ _SEED) & _MASK
+    out: list[int] = []
+    append = out.append
+    for d in digests:
+        h = ((h ^ d) * _MUL) & _MASK
+        h ^= h >> 29
+        append(h)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    """Sizes and hit statistics of a model's ledger maps.
+
+    Example:
+        ```python
+        from langchain_tokencal.ledger import Ledger
+
+        stats = Ledger(max_size=10).stats()
+        assert stats.prompts.size == 0
+        ```
+    """
+
+    prompts: CacheStats
+    messages: CacheStats
+    bases: CacheStats
+
+
+class Ledger:
+    """Bounded maps from stable hashes to exact token counts.
+
+    Thread-safe per operation (each map locks itself); `CalibratedCounter`
+    serializes multi-step updates.
+
+    Args:
+        max_size: Entries kept per map (least recently used evicted first).
+        ttl: Seconds an entry lives, or ``None`` to keep entries until evicted.
+        clock: Monotonic clock, injectable for tests.
+
+    Example:
+        ```python
+        from langchain_tokencal.ledger import Ledger, prefix_hashes
+
+        ledger = Ledger(max_size=1000)
+        hashes = prefix_hashes(0, [1, 2, 3])
+        ledger.record_prompt(hashes[-1], 42)
+        assert ledger.longest_prefix(prefix_hashes(0, [1, 2, 3, 4])) == (3, 42)
+        ```
+    """
+
+    def __init__(
+        self,
+        max_size: int,
+        ttl: float | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create empty maps."""
+        kwargs = {} if clock is None else {"clock": clock}
+        self.prompts: TTLCache[int, int] = TTLCache(max_size, ttl, **kwargs)
+        self.messages: TTLCache[int, float] = TTLCache(max_size, ttl, **kwargs)
+        self.bases: TTLCache[int, float] = TTLCache(
+            min(max_size, 4096), ttl, **kwargs
+        )
+
+    def longest_prefix(self, hashes: Sequence[int]) -> tuple[int, int] | None:
+        """The longest reported prefix: ``(number of messages, tokens)``.
+
+        Scans from the longest prefix down, so the common case (the previous
+        turn of a growing conversation) costs one or two lookups.
+        """
+        prompts = self.prompts
+        for i in range(len(hashes) - 1, -1, -1):
+            tokens = prompts.get(hashes[i])
+            if tokens is not None:
+                return i + 1, tokens
+        return None
+
+    def record_prompt(self, prompt_hash: int, tokens: int) -> None:
+        """Remember the reported input tokens of a whole prompt."""
+        self.prompts.put(prompt_hash, tokens)
+
+    def message_cost(self, digest: int) -> float | None:
+        """The learned cost of a message, if known (no statistics touched)."""
+        return self.messages.peek(digest)
+
+    def set_message_cost(self, digest: int, cost: float) -> None:
+        """Remember a message's cost in the provider's tokens."""
+        self.messages.put(digest, max(cost, 0.0))
+
+    def base_cost(self, tool_fingerprint: int) -> float | None:
+        """The learned fixed cost of a prompt with this tool set, if known."""
+        return self.bases.peek(tool_fingerprint)
+
+    def update_base(self, tool_fingerprint: int, observed: float) -> None:
+        """Blend an observed base cost into the tool set's moving average."""
+        old = self.bases.peek(tool_fingerprint)
+        value = observed if old is None else old + _BASE_ALPHA * (observed - old)
+        self.bases.put(tool_fingerprint, value)
+
+    def stats(self) -> LedgerStats:
+        """Snapshot of the three maps' statistics."""
+        return LedgerStats(
+            prompts=self.prompts.stats(),
+            messages=self.messages.stats(),
+            bases=self.bases.stats(),
+        )

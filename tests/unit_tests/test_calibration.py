@@ -1,0 +1,186 @@
+"""The residual regression: priors, recency, robustness."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from langchain_tokencal.calibration import (
+    COEFFICIENT_NAMES,
+    N_COEFFICIENTS,
+    Calibrator,
+    Prior,
+)
+from langchain_tokencal.errors import ConfigError
+
+
+def _x(
+    *,
+    framing: float = 1.0,
+    tools: float = 0.0,
+    schema: float = 0.0,
+    messages: float = 2.0,
+    text: float = 0.0,
+    code: float = 0.0,
+    cjk: float = 0.0,
+    other: float = 0.0,
+    digits: float = 0.0,
+    image: float = 0.0,
+) -> tuple[float, ...]:
+    return (framing, tools, schema, messages, text, code, cjk, other, digits, image)
+
+
+class _Truth:
+    """A hidden provider: residual = framing + preamble + per-class rate gaps."""
+
+    def __init__(self, coef: dict[str, float]) -> None:
+        self.coef = tuple(coef.get(n, 0.0) for n in COEFFICIENT_NAMES)
+
+    def residual(self, x: tuple[float, ...]) -> float:
+        return sum(c * v for c, v in zip(self.coef, x, strict=True))
+
+
+def _random_prompt(rng: random.Random, *, tools: bool = False) -> tuple[float, ...]:
+    text = rng.uniform(20, 3000)
+    return _x(
+        tools=1.0 if tools else 0.0,
+        schema=rng.uniform(50, 600) if tools else 0.0,
+        messages=rng.randint(1, 30),
+        text=text,
+        code=rng.uniform(0, 800) * rng.random(),
+        cjk=rng.uniform(0, 1500) * (rng.random() < 0.3),
+        digits=rng.uniform(0, 100),
+    )
+
+
+def _local(x: tuple[float, ...]) -> float:
+    return 3.0 + 4.0 * x[3] + sum(x[4:])
+
+
+class TestCalibrator:
+    def test_starts_at_zero_residual(self) -> None:
+        """With no observations the prediction is the local count (residual 0)."""
+        cal = Calibrator(Prior.approximate())
+        assert cal.predict(_x(text=500)) == 0.0
+        assert cal.points == 0
+
+    def test_first_call_with_tools_goes_to_the_preamble(self) -> None:
+        """A large residual on a small prompt with tools is read as a hidden preamble."""
+        cal = Calibrator(Prior.approximate())
+        x = _x(tools=1, schema=150, text=60)
+        cal.add(x, residual=346.0, local=250.0)
+        coef = dict(zip(COEFFICIENT_NAMES, cal.coefficients, strict=True))
+        assert coef["tool_preamble"] > 250
+        assert abs(coef["text_rate"]) < 0.2
+
+    def test_recovers_per_class_rates(self) -> None:
+        """Varied English and Chinese prompts recover different per-class rates."""
+        truth = _Truth({"framing": 7, "per_message": 2, "text_rate": 0.05, "cjk_rate": 0.45})
+        rng = random.Random(1)
+        cal = Calibrator(Prior.approximate(), window=500)
+        for _ in range(200):
+            x = _random_prompt(rng)
+            cal.add(x, truth.residual(x), _local(x))
+        coef = dict(zip(COEFFICIENT_NAMES, cal.coefficients, strict=True))
+        assert coef["cjk_rate"] == pytest.approx(0.45, abs=0.02)
+        assert coef["text_rate"] == pytest.approx(0.05, abs=0.01)
+        assert coef["per_message"] == pytest.approx(2.0, abs=0.5)
+
+    def test_error_is_small_after_learning(self) -> None:
+        """On held-out prompts the calibrated residual is within 1% of the prompt."""
+        truth = _Truth({"framing": 10, "tool_preamble": 320, "text_rate": 0.12, "code_rate": 0.3})
+        rng = random.Random(2)
+        cal = Calibrator(Prior.approximate())
+        for _ in range(100):
+            x = _random_prompt(rng, tools=rng.random() < 0.5)
+            cal.add(x, truth.residual(x), _local(x))
+        for _ in range(50):
+            x = _random_prompt(rng, tools=rng.random() < 0.5)
+            total = _local(x) + truth.residual(x)
+            assert abs(cal.predict(x) - truth.residual(x)) / total < 0.01
+
+    def test_outlier_is_downweighted(self) -> None:
+        """One absurd report among consistent ones barely moves the fit."""
+        truth = _Truth({"text_rate": 0.1})
+        rng = random.Random(3)
+        cal = Calibrator(Prior.approximate())
+        for _ in range(50):
+            x = _random_prompt(rng)
+            cal.add(x, truth.residual(x), _local(x))
+        before = cal.coefficients
+        x = _random_prompt(rng)
+        weight = cal.add(x, residual=50_000.0, local=_local(x))
+        assert weight < 0.05
+        assert cal.downweighted == 1
+        assert cal.coefficients[4] == pytest.approx(before[4], abs=0.02)
+
+    def test_recency_follows_a_change(self) -> None:
+        """When the provider changes its tokenizer, recent reports win."""
+        rng = random.Random(4)
+        cal = Calibrator(Prior.approximate(), window=50)
+        old, new = _Truth({"text_rate": 0.0}), _Truth({"text_rate": 0.2})
+        for _ in range(200):
+            x = _random_prompt(rng)
+            cal.add(x, old.residual(x), _local(x))
+        for _ in range(150):
+            x = _random_prompt(rng)
+            cal.add(x, new.residual(x), _local(x))
+        assert cal.coefficients[4] == pytest.approx(0.2, abs=0.02)
+
+    def test_exact_prior_resists_noise(self) -> None:
+        """An exact counter's prior keeps content rates near zero on tiny data."""
+        cal = Calibrator(Prior.exact())
+        cal.add(_x(text=100), residual=5.0, local=110.0)
+        assert abs(cal.coefficients[4]) < 0.01
+
+    def test_rejects_bad_configuration(self) -> None:
+        """A window below one or a prior of the wrong length is a ConfigError."""
+        with pytest.raises(ConfigError, match="max_points"):
+            Calibrator(Prior.approximate(), window=0)
+        with pytest.raises(ConfigError, match="standard deviations"):
+            Calibrator(Prior(stds=(1.0,), noise_rel=0.1, noise_abs=1.0))
+
+    def test_rejects_wrong_feature_length(self) -> None:
+        """A feature vector of the wrong length is refused with its size."""
+        cal = Calibrator(Prior.approximate())
+        with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
+            cal.add((1.0, 2.0), residual=1.0, local=1.0)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.lists(st.floats(0, 5000), min_size=10, max_size=10),
+                st.floats(-5000, 5000),
+            ),
+            min_size=1,
+            max_size=20,
+        )
+    )
+    def test_any_data_gives_finite_coefficients(self, data: list) -> None:
+        """Whatever the reports, the solve yields finite coefficients."""
+        cal = Calibrator(Prior.approximate())
+        for x, r in data:
+            cal.add(tuple(x), r, sum(x))
+        assert all(abs(c) < float("inf") for c in cal.coefficients)
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.randoms(use_true_random=False))
+    def test_order_of_equal_weight_data_does_not_matter_without_decay(
+        self, rng: random.Random
+    ) -> None:
+        """With a huge window, shuffling the reports leaves the fit unchanged."""
+        truth = _Truth({"text_rate": 0.1, "framing": 5})
+        xs = [_random_prompt(random.Random(i)) for i in range(12)]
+        a = Calibrator(Prior.approximate(), window=10**9)
+        for x in xs:
+            a.add(x, truth.residual(x), _local(x))
+        rng.shuffle(xs)
+        b = Calibrator(Prior.approximate(), window=10**9)
+        for x in xs:
+            b.add(x, truth.residual(x), _local(x))
+        for ca, cb in zip(a.coefficients, b.coefficients, strict=True):
+            assert ca == pytest.approx(cb, rel=1e-6, abs=1e-6)
