@@ -1,0 +1,360 @@
+"""Tests for the bounded TTL + LRU map in `langchain_tokencal.cache`."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from langchain_tokencal.cache import CacheStats, TTLCache
+from langchain_tokencal.errors import ConfigError
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        """Start at an arbitrary time."""
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """Return the current fake time."""
+        return self.now
+
+
+class TestTTLCacheConfig:
+    """Arguments are validated."""
+
+    @pytest.mark.parametrize("max_size", [0, -1, 1.5, True])
+    def test_rejects_bad_max_size(self, max_size):
+        """A max_size below 1 (or not an int) is a ConfigError that names the rule."""
+        with pytest.raises(ConfigError, match="max_size"):
+            TTLCache(max_size)
+
+    @pytest.mark.parametrize("ttl", [0, -5, float("nan")])
+    def test_rejects_bad_ttl(self, ttl):
+        """A non-positive ttl is a ConfigError that names the rule."""
+        with pytest.raises(ConfigError, match="ttl"):
+            TTLCache(10, ttl)
+
+    def test_exposes_bounds(self):
+        """The max_size and ttl are readable."""
+        cache: TTLCache[str, int] = TTLCache(3, 2)
+        assert (cache.max_size, cache.ttl) == (3, 2.0)
+
+
+class TestTTLCacheLRU:
+    """Size bound, LRU order and counters."""
+
+    def test_get_counts_hits_and_misses(self):
+        """A get counts a hit for a stored key and a miss otherwise."""
+        cache: TTLCache[str, int] = TTLCache(4)
+        cache.put("a", 1)
+        assert cache.get("a") == 1
+        assert cache.get("b") is None
+        assert cache.get("b", 7) == 7
+        stats = cache.stats()
+        assert (stats.hits, stats.misses) == (1, 2)
+
+    def test_put_evicts_least_recently_used(self):
+        """Beyond max_size the least recently used entry goes and is counted."""
+        cache: TTLCache[str, int] = TTLCache(2)
+        cache.put("a", 1)
+        cache.put("b", 2)
+        cache.get("a")
+        cache.put("c", 3)
+        assert "b" not in cache
+        assert [k for k, _ in cache.items()] == ["a", "c"]
+        assert cache.stats().evictions == 1
+
+    def test_put_replaces_and_refreshes(self):
+        """Putting an existing key replaces its value and makes it most recent."""
+        cache: TTLCache[str, int] = TTLCache(2)
+        cache.put("a", 1)
+        cache.put("b", 2)
+        cache.put("a", 10)
+        cache.put("c", 3)
+        assert cache.peek("a") == 10
+        assert "b" not in cache
+
+    def test_peek_and_contains_do_not_count_or_touch(self):
+        """Neither peek nor `in` changes neither the counters nor the LRU order."""
+        cache: TTLCache[str, int] = TTLCache(2)
+        cache.put("a", 1)
+        cache.put("b", 2)
+        assert cache.peek("a") == 1
+        assert "a" in cache
+        assert cache.peek("zz") is None
+        cache.put("c", 3)
+        assert "a" not in cache
+        stats = cache.stats()
+        assert (stats.hits, stats.misses) == (0, 0)
+
+    def test_pop_removes_without_counting(self):
+        """A pop returns and removes the value; a missing key returns the default."""
+        cache: TTLCache[str, int] = TTLCache(2)
+        cache.put("a", 1)
+        assert cache.pop("a") == 1
+        assert cache.pop("a", 5) == 5
+        assert len(cache) == 0
+        assert cache.stats().hits == 0
+
+    def test_get_many_counts_like_get(self):
+        """A get_many returns values in order and counts each lookup."""
+        cache: TTLCache[str, int] = TTLCache(3)
+        cache.put("a", 1)
+        cache.put("b", 2)
+        assert cache.get_many(["b", "x", "a"]) == [2, None, 1]
+        cache.put("c", 3)
+        cache.put("d", 4)  # "b" was touched before "a": "b" goes first
+        assert "b" not in cache
+        stats = cache.stats()
+        assert (stats.hits, stats.misses) == (2, 1)
+
+    def test_clear_keeps_counters(self):
+        """Clearing drops entries but keeps the running totals."""
+        cache: TTLCache[str, int] = TTLCache(2)
+        cache.put("a", 1)
+        cache.get("a")
+        cache.clear()
+        assert len(cache) == 0
+        assert cache.stats().hits == 1
+
+    def test_stats_of_untimed_cache(self):
+        """An untimed cache reports its size and no age."""
+        cache: TTLCache[str, int] = TTLCache(5)
+        cache.put("a", 1)
+        assert cache.stats() == CacheStats(
+            size=1,
+            max_size=5,
+            ttl=None,
+            hits=0,
+            misses=0,
+            evictions=0,
+            expirations=0,
+            average_age=0.0,
+        )
+
+    def test_hit_rate_is_zero_before_lookups(self):
+        """The hit rate is 0.0 with no lookups and hits/lookups after."""
+        cache: TTLCache[str, int] = TTLCache(5)
+        assert cache.stats().hit_rate == 0.0
+        cache.put("a", 1)
+        cache.get("a")
+        cache.get("a")
+        cache.get("b")
+        assert cache.stats().hit_rate == pytest.approx(2 / 3)
+
+    def test_repr_shows_bounds(self):
+        """The repr names the bounds and the size."""
+        assert repr(TTLCache(5, 2)) == "TTLCache(max_size=5, ttl=2.0, size=0)"
+
+
+class TestTTLCacheExpiry:
+    """Entries older than the TTL are never returned."""
+
+    def test_expired_get_is_a_miss_and_an_expiration(self):
+        """An entry as old as the ttl is dropped by get, counted as both."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache.put("a", 1)
+        clock.now += 9.9
+        assert cache.get("a") == 1
+        clock.now += 0.1
+        assert cache.get("a") is None
+        stats = cache.stats()
+        assert (stats.hits, stats.misses, stats.expirations) == (1, 1, 1)
+        assert len(cache) == 0
+
+    def test_peek_contains_items_hide_expired(self):
+        """peek, `in` and items never show an expired entry."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache.put("a", 1)
+        clock.now += 5
+        cache.put("b", 2)
+        clock.now += 6
+        assert cache.peek("a") is None
+        assert "a" not in cache
+        assert "b" in cache
+        assert cache.items() == [("b", 2)]
+
+    def test_pop_of_expired_returns_default(self):
+        """A pop of an expired entry returns the default and counts an expiration."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(5, 1, clock=clock)
+        cache.put("a", 1)
+        clock.now += 2
+        assert cache.pop("a", -1) == -1
+        assert cache.stats().expirations == 1
+
+    def test_purge_expired(self):
+        """A purge drops only the expired entries and returns how many."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache.put("a", 1)
+        cache.put("b", 2)
+        clock.now += 6
+        cache.put("c", 3)
+        clock.now += 5
+        assert cache.purge_expired() == 2
+        assert [k for k, _ in cache.items()] == ["c"]
+        assert TTLCache(3).purge_expired() == 0
+
+    def test_stats_average_age_and_live_size(self):
+        """The stats count live entries only and averages their ages."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache.put("a", 1)
+        clock.now += 4
+        cache.put("b", 2)
+        clock.now += 2
+        stats = cache.stats()
+        assert stats.size == 2
+        assert stats.average_age == pytest.approx((6 + 2) / 2)
+        clock.now += 5  # "a" is 11 s old: expired, not yet purged
+        assert cache.stats().size == 1
+        assert cache.stats().average_age == pytest.approx(7)
+
+    def test_eviction_of_expired_entry_counts_as_expiration(self):
+        """Making room by dropping an expired entry is an expiration, not an eviction."""
+        clock = FakeClock()
+        cache: TTLCache[str, int] = TTLCache(1, 1, clock=clock)
+        cache.put("a", 1)
+        clock.now += 2
+        cache.put("b", 2)
+        stats = cache.stats()
+        assert (stats.evictions, stats.expirations) == (0, 1)
+
+
+class TestTTLCacheThreads:
+    """The lock keeps the cache consistent under threads."""
+
+    def test_concurrent_use_keeps_invariants(self):
+        """Eight threads hammering one cache leave it bounded and its counts exact."""
+        cache: TTLCache[int, int] = TTLCache(16)
+        barrier = threading.Barrier(8)
+
+        def work(seed: int) -> None:
+            barrier.wait()
+            for i in range(2000):
+                key = (seed * 7 + i) % 40
+                if i % 3:
+                    cache.get(key)
+                else:
+                    cache.put(key, i)
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = cache.stats()
+        gets = 8 * sum(1 for i in range(2000) if i % 3)
+        assert stats.hits + stats.misses == gets
+        assert len(cache) <= 16
+
+
+class CacheMachine(RuleBasedStateMachine):
+    """Random operations against a model of what the cache may return."""
+
+    def __init__(self) -> None:
+        """Start with an empty cache at a fixed time."""
+        super().__init__()
+        self.clock = FakeClock()
+        self.ttl = 5.0
+        self.cache: TTLCache[int, int] = TTLCache(4, self.ttl, clock=self.clock)
+        self.written: dict[int, tuple[int, float]] = {}
+        self.gets = 0
+
+    @rule(key=st.integers(0, 9), value=st.integers())
+    def put(self, key: int, value: int) -> None:
+        """Store a value and remember when."""
+        self.cache.put(key, value)
+        self.written[key] = (value, self.clock.now)
+
+    @rule(key=st.integers(0, 9))
+    def get(self, key: int) -> None:
+        """A returned value is the latest written and younger than the TTL."""
+        self.gets += 1
+        got = self.cache.get(key)
+        if got is not None:
+            value, born = self.written[key]
+            assert got == value
+            assert self.clock.now - born < self.ttl
+
+    @rule(key=st.integers(0, 9))
+    def peek(self, key: int) -> None:
+        """Peek never shows an expired value."""
+        got = self.cache.peek(key)
+        if got is not None:
+            assert self.clock.now - self.written[key][1] < self.ttl
+
+    @rule(key=st.integers(0, 9))
+    def pop(self, key: int) -> None:
+        """Pop never returns an expired value."""
+        got = self.cache.pop(key)
+        if got is not None:
+            assert self.clock.now - self.written[key][1] < self.ttl
+
+    @rule(dt=st.floats(0, 3))
+    def tick(self, dt: float) -> None:
+        """Let time pass."""
+        self.clock.now += dt
+
+    @precondition(lambda self: self.gets > 0)
+    @rule()
+    def purge(self) -> None:
+        """After a purge only live entries remain."""
+        self.cache.purge_expired()
+        for key in dict(self.cache.items()):
+            assert self.clock.now - self.written[key][1] < self.ttl
+
+    @invariant()
+    def bounded(self) -> None:
+        """The cache never exceeds max_size."""
+        assert len(self.cache) <= 4
+
+    @invariant()
+    def counts_lookups(self) -> None:
+        """Hits plus misses equal the get() calls."""
+        stats = self.cache.stats()
+        assert stats.hits + stats.misses == self.gets
+
+
+TestCacheMachine = CacheMachine.TestCase
+TestCacheMachine.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None
+)
+
+
+class TestTTLCacheProperties:
+    """Invariants over random operation sequences."""
+
+    @given(
+        max_size=st.integers(1, 8),
+        ops=st.lists(st.tuples(st.booleans(), st.integers(0, 20)), max_size=200),
+    )
+    def test_never_exceeds_max_size(self, max_size, ops):
+        """Whatever the operations, the cache holds at most max_size entries."""
+        cache: TTLCache[int, int] = TTLCache(max_size)
+        for is_put, key in ops:
+            if is_put:
+                cache.put(key, key)
+            else:
+                cache.get(key)
+            assert len(cache) <= max_size
+
+    @given(keys=st.lists(st.integers(0, 5), max_size=100))
+    def test_hits_plus_misses_equals_gets(self, keys):
+        """The hits plus misses equal the number of get() calls."""
+        cache: TTLCache[int, int] = TTLCache(3)
+        for i, key in enumerate(keys):
+            if i % 2:
+                cache.put(key, i)
+            cache.get(key)
+        stats = cache.stats()
+        assert stats.hits + stats.misses == len(keys)
