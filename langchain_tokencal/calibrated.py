@@ -254,7 +254,9 @@ class CalibratedCounter:
         self._kind = _kind(self.local.info)
         prior = Prior.exact() if self._kind == "exact" else Prior.approximate()
         self._calibrator = Calibrator(prior, window=self.config.max_points)
-        self._ledger = Ledger(self.config.cache_size, self.config.cache_ttl, clock=clock)
+        self._ledger = Ledger(
+            self.config.cache_size, self.config.cache_ttl, clock=clock
+        )
         self._lock = threading.RLock()
         self._inbox: deque[Observation] = deque()
         self._cost_cache: dict[int, float] = {}
@@ -489,7 +491,9 @@ class CalibratedCounter:
         else:
             self._fit(new, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)
-        self._ledger.record_prompt(hashes[-1] if hashes else tools_f.fingerprint, reported)
+        self._ledger.record_prompt(
+            hashes[-1] if hashes else tools_f.fingerprint, reported
+        )
         self._learn_reply(obs, usage)
         return None
 

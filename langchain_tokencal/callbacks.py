@@ -312,8 +312,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         pending = self._pending.pop(run_id)
         streamed = pending.streamed if pending is not None else None
         try:
-            message: Any = response.generations[0][0].message  # type: ignore[attr-defined]
-        except (IndexError, AttributeError):
+            message: Any = getattr(response.generations[0][0], "message", None)
+        except IndexError:
             message = None
         usage = parse_usage(message if message is not None else response)
         if pending is None:
@@ -360,7 +360,9 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     # -- counters ---------------------------------------------------------
 
-    def _counter_for(self, model: str, provider: str | None = None) -> CalibratedCounter:
+    def _counter_for(
+        self, model: str, provider: str | None = None
+    ) -> CalibratedCounter:
         counter = self._counters.get(model)
         if counter is None:
             with self._lock:
@@ -386,7 +388,10 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             return alias
         for known in self._counters:
             # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
-            if model.startswith(known + "-") and model[len(known) + 1 : len(known) + 2].isdigit():
+            if (
+                model.startswith(known + "-")
+                and model[len(known) + 1 : len(known) + 2].isdigit()
+            ):
                 return known
         return model
 
@@ -429,6 +434,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self,
         model: str,
         tools: Sequence[Any] | None = None,
+        *,
         conservative: bool = False,
     ) -> Callable[[Sequence[BaseMessage]], int]:
         """A token counter for ``trim_messages`` and budgets.
@@ -525,7 +531,9 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         provider: str | None = None,
     ) -> str | None:
         """Async twin of `observe` (the work is CPU-only and short)."""
-        return self.observe(messages, response_or_usage, model, tools, provider=provider)
+        return self.observe(
+            messages, response_or_usage, model, tools, provider=provider
+        )
 
     # -- reporting --------------------------------------------------------
 

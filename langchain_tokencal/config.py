@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CounterConfig"]
 
+# Below this an "interval" would exclude the estimate's own error half the time.
+_MIN_COVERAGE = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class CounterConfig:
@@ -68,7 +71,7 @@ class CounterConfig:
             if not value > 0:
                 msg = f"{name} must be > 0 seconds, got {value!r}."
                 raise ConfigError(msg)
-        if not 0.5 <= self.coverage < 1.0:
+        if not _MIN_COVERAGE <= self.coverage < 1.0:
             msg = f"coverage must be in [0.5, 1.0), got {self.coverage!r}."
             raise ConfigError(msg)
 

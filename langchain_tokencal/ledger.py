@@ -113,9 +113,7 @@ class Ledger:
         kwargs = {} if clock is None else {"clock": clock}
         self.prompts: TTLCache[int, int] = TTLCache(max_size, ttl, **kwargs)
         self.messages: TTLCache[int, float] = TTLCache(max_size, ttl, **kwargs)
-        self.bases: TTLCache[int, float] = TTLCache(
-            min(max_size, 4096), ttl, **kwargs
-        )
+        self.bases: TTLCache[int, float] = TTLCache(min(max_size, 4096), ttl, **kwargs)
 
     def longest_prefix(self, hashes: Sequence[int]) -> tuple[int, int] | None:
         """The longest reported prefix: ``(number of messages, tokens)``.

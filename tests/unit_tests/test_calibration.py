@@ -61,6 +61,8 @@ def _local(x: tuple[float, ...]) -> float:
 
 
 class TestCalibrator:
+    """The regression on residual tokens."""
+
     def test_starts_at_zero_residual(self) -> None:
         """With no observations the prediction is the local count (residual 0)."""
         cal = Calibrator(Prior.approximate())
@@ -78,7 +80,9 @@ class TestCalibrator:
 
     def test_recovers_per_class_rates(self) -> None:
         """Varied English and Chinese prompts recover different per-class rates."""
-        truth = _Truth({"framing": 7, "per_message": 2, "text_rate": 0.05, "cjk_rate": 0.45})
+        truth = _Truth(
+            {"framing": 7, "per_message": 2, "text_rate": 0.05, "cjk_rate": 0.45}
+        )
         rng = random.Random(1)
         cal = Calibrator(Prior.approximate(), window=500)
         for _ in range(200):
@@ -91,7 +95,9 @@ class TestCalibrator:
 
     def test_error_is_small_after_learning(self) -> None:
         """On held-out prompts the calibrated residual is within 1% of the prompt."""
-        truth = _Truth({"framing": 10, "tool_preamble": 320, "text_rate": 0.12, "code_rate": 0.3})
+        truth = _Truth(
+            {"framing": 10, "tool_preamble": 320, "text_rate": 0.12, "code_rate": 0.3}
+        )
         rng = random.Random(2)
         cal = Calibrator(Prior.approximate())
         for _ in range(100):
