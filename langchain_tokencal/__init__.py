@@ -1,5 +1,21 @@
 """Accurate prompt token counts for LangChain chat models, learned from usage."""
 
+from langchain_tokencal.calibrated import (
+    CalibratedCounter,
+    ModelStats,
+    TokenEstimate,
+    create_counter,
+)
+from langchain_tokencal.callbacks import TokenCalibrationHandler, get_tokencal_callback
+from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.counters import (
+    ApproximateCounter,
+    CounterInfo,
+    LocalCounter,
+    OpenAICounter,
+    TokenCounter,
+    local_counter,
+)
 from langchain_tokencal.errors import (
     ConfigError,
     EncodingUnavailableError,
@@ -8,15 +24,41 @@ from langchain_tokencal.errors import (
     UnknownProviderError,
     UsageError,
 )
+from langchain_tokencal.reporting import HealthIssue, HealthReport
+from langchain_tokencal.usage import (
+    SUPPORTED_PROVIDERS,
+    TokenUsage,
+    explain_usage,
+    parse_usage,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SUPPORTED_PROVIDERS",
+    "ApproximateCounter",
+    "CalibratedCounter",
     "ConfigError",
+    "CounterConfig",
+    "CounterInfo",
     "EncodingUnavailableError",
+    "HealthIssue",
+    "HealthReport",
+    "LocalCounter",
+    "ModelStats",
+    "OpenAICounter",
     "TokenCalError",
+    "TokenCalibrationHandler",
+    "TokenCounter",
+    "TokenEstimate",
+    "TokenUsage",
     "UnknownModelError",
     "UnknownProviderError",
     "UsageError",
     "__version__",
+    "create_counter",
+    "explain_usage",
+    "get_tokencal_callback",
+    "local_counter",
+    "parse_usage",
 ]

@@ -70,6 +70,8 @@ _MAX_RATIO = 50.0
 _MIN_RATIO = 0.05
 # Unknown parts smaller than this say little about relative error.
 _MIN_UNKNOWN_FOR_RESIDUAL = 8.0
+# Weight of the newest report in the moving average of the calibrated error.
+_EMA_ALPHA = 0.3
 # Observations queued before a callback drains the queue itself.
 _DRAIN_AT = 64
 
@@ -193,6 +195,11 @@ class ModelStats:
     ledger: LedgerStats
     errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
+    def _repr_html_(self) -> str:
+        from langchain_tokencal.reporting import stats_html  # noqa: PLC0415
+
+        return stats_html({self.model: self})
+
 
 def _kind(info: CounterInfo) -> str:
     if info.kind == "exact" and not info.fallback:
@@ -264,6 +271,8 @@ class CalibratedCounter:
         self._errors: deque[tuple[float, float]] = deque(maxlen=self.config.max_points)
         self._rejected: dict[str, int] = {}
         self._repeats = 0
+        # Start pessimistic: 10% error until reports say otherwise.
+        self._error_ema = 0.1
         self._last_usage: TokenUsage | None = None
         self._clock = clock or time.monotonic
 
@@ -380,18 +389,19 @@ class CalibratedCounter:
         else:
             source = "fallback" if self._kind == "fallback" else "local"
         frac = known / (known + unknown) if known + unknown > 0 else 0.0
-        conf = frac + (1.0 - frac) * self._model_confidence(rel_lo, rel_hi)
+        conf = frac + (1.0 - frac) * self._model_confidence()
         return TokenEstimate(
             tokens, min(low, tokens), max(high, tokens), source, round(conf, 3),
             self.model, local_total, round(known), len(feats), known_msgs, points,
         )  # fmt: skip
 
-    def _model_confidence(self, rel_lo: float, rel_hi: float) -> float:
+    def _model_confidence(self) -> float:
         n = self._calibrator.points
         if n == 0:
             return _LOCAL_CONFIDENCE[self._kind]
-        spread = (rel_hi - rel_lo) / 2.0
-        return (n / (n + self.config.min_points)) / (1.0 + 10.0 * spread)
+        # Recent whole-prompt error (a moving average), discounted while the
+        # model has fewer reports than ``min_points``.
+        return min(1.0, n / self.config.min_points) / (1.0 + 10.0 * self._error_ema)
 
     # -- learning ---------------------------------------------------------
 
@@ -471,9 +481,9 @@ class CalibratedCounter:
             return self._reject("implausible ratio")
         known, unknown, _, exact, hashes = self._split(feats, tools_f)
         predicted = known + unknown
-        self._errors.append(
-            ((local_total - reported) / reported, (predicted - reported) / reported)
-        )
+        cal_error = (predicted - reported) / reported
+        self._errors.append(((local_total - reported) / reported, cal_error))
+        self._error_ema += _EMA_ALPHA * (abs(cal_error) - self._error_ema)
         if unknown >= _MIN_UNKNOWN_FOR_RESIDUAL:
             self._residuals.append((reported - known - unknown) / unknown)
         if exact:
@@ -595,7 +605,7 @@ class CalibratedCounter:
                 coefficients=dict(
                     zip(COEFFICIENT_NAMES, self._calibrator.coefficients, strict=True)
                 ),
-                confidence=round(self._model_confidence(rel_lo, rel_hi), 3),
+                confidence=round(self._model_confidence(), 3),
                 local_error=local_err,
                 calibrated_error=cal_err,
                 recent_error=recent,

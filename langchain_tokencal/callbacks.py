@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -28,7 +28,16 @@ from langchain_tokencal.calibrated import (
 )
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.reporting import (
+    HealthReport,
+    check_health,
+    stats_frame,
+    stats_html,
+)
 from langchain_tokencal.usage import TokenUsage, parse_usage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -562,6 +571,24 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     def stats(self) -> dict[str, ModelStats]:
         """Per-model calibration statistics (frozen snapshots)."""
         return {name: c.stats() for name, c in sorted(self._counters.items())}
+
+    def stats_frame(self) -> "pd.DataFrame":
+        """The statistics as a pandas DataFrame, one row per model.
+
+        Raises:
+            ImportError: Without pandas (``pip install 'langchain-tokencal[pandas]'``).
+        """
+        return stats_frame(self.stats())
+
+    def health(self, *, log: bool = True) -> HealthReport:
+        """Check every model for low confidence, rising error, missing usage...
+
+        Each issue is logged through ``logging`` (unless ``log=False``).
+        """
+        return check_health(self.stats(), min_points=self.config.min_points, log=log)
+
+    def _repr_html_(self) -> str:
+        return stats_html(self.stats())
 
 
 def _tool_calls(message: BaseMessage) -> list[Any]:

@@ -1,0 +1,249 @@
+"""Health checks and tables of calibration statistics (pandas, HTML)."""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
+
+    from langchain_tokencal.calibrated import ModelStats
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "HealthIssue",
+    "HealthReport",
+    "check_health",
+    "stats_frame",
+    "stats_html",
+    "stats_rows",
+]
+
+# Thresholds of the health checks; each names what a user should look at.
+_LOW_CONFIDENCE = 0.5
+_LOW_HIT_RATE = 0.5
+_MIN_LOOKUPS = 1000
+_RISING_FACTOR = 2.0
+_RISING_FLOOR = 0.02
+_REJECTED_SHARE = 0.2
+
+Severity = Literal["info", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthIssue:
+    """One finding of `check_health`.
+
+    Attributes:
+        model: The model it concerns.
+        check: The check's name (``"low_confidence"``, ``"no_usage"``...).
+        severity: ``"warning"`` for what degrades counts, else ``"info"``.
+        message: What was seen and what to do about it.
+    """
+
+    model: str
+    check: str
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The result of `check_health`: ``ok`` when no warning was found.
+
+    Example:
+        ```python
+        from langchain_tokencal import TokenCalibrationHandler
+
+        report = TokenCalibrationHandler().health()
+        assert report.ok and not report.issues
+        ```
+    """
+
+    issues: tuple[HealthIssue, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no issue is a warning."""
+        return all(i.severity != "warning" for i in self.issues)
+
+
+def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
+    out: list[HealthIssue] = []
+
+    def add(check: str, severity: Severity, message: str) -> None:
+        out.append(HealthIssue(s.model, check, severity, message))
+
+    rejected = sum(s.rejected.values())
+    no_usage = s.rejected.get("no usage", 0)
+    if s.counter.fallback:
+        add(
+            "fallback_counter",
+            "warning",
+            f"local counting fell back to character classes ({s.counter.reason}); "
+            "set TIKTOKEN_CACHE_DIR to a folder holding the tiktoken encodings.",
+        )
+    if no_usage and not s.observations:
+        add(
+            "no_usage",
+            "warning",
+            f"{no_usage} run(s) reported no usage, so nothing was learned; enable "
+            "usage reporting (e.g. stream_usage=True for streaming).",
+        )
+    if s.observations >= min_points and s.confidence < _LOW_CONFIDENCE:
+        add(
+            "low_confidence",
+            "warning",
+            f"confidence {s.confidence:.2f} after {s.observations} reports; "
+            "prefer conservative counters for this model.",
+        )
+    memo = s.memo
+    lookups = memo.hits + memo.misses
+    if lookups >= _MIN_LOOKUPS and memo.hit_rate < _LOW_HIT_RATE:
+        add(
+            "low_cache_hit_rate",
+            "info",
+            f"memo hit rate {memo.hit_rate:.0%} over {lookups} lookups; raise "
+            "memo_size if histories are long.",
+        )
+    if (
+        s.recent_error is not None
+        and s.calibrated_error is not None
+        and s.recent_error > max(_RISING_FACTOR * s.calibrated_error, _RISING_FLOOR)
+    ):
+        add(
+            "rising_error",
+            "warning",
+            f"recent error {s.recent_error:.1%} against {s.calibrated_error:.1%} "
+            "overall; the provider may have changed its tokenizer or template.",
+        )
+    total = rejected + s.observations
+    if total and rejected - no_usage > _REJECTED_SHARE * total:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s.rejected.items()))
+        add(
+            "many_rejected",
+            "info",
+            f"{rejected} of {total} reports rejected ({reasons}).",
+        )
+    return out
+
+
+def check_health(
+    stats: Mapping[str, ModelStats], *, min_points: int = 5, log: bool = True
+) -> HealthReport:
+    """Check per-model statistics for conditions that degrade counts.
+
+    Args:
+        stats: Per-model statistics, as `TokenCalibrationHandler.stats` returns.
+        min_points: Reports needed before confidence is judged.
+        log: Log each issue (warnings as ``WARNING``, the rest as ``INFO``).
+
+    Example:
+        ```python
+        from langchain_tokencal.reporting import check_health
+
+        assert check_health({}).ok
+        ```
+    """
+    issues: list[HealthIssue] = []
+    for s in stats.values():
+        issues.extend(_issues_of(s, min_points))
+    if log:
+        for issue in issues:
+            level = logging.WARNING if issue.severity == "warning" else logging.INFO
+            logger.log(level, "tokencal health: %s: %s", issue.model, issue.message)
+    return HealthReport(tuple(issues))
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 3)
+
+
+def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
+    """One flat dict per model: the columns of `stats_frame` and `stats_html`.
+
+    Example:
+        ```python
+        from langchain_tokencal.reporting import stats_rows
+
+        assert stats_rows({}) == []
+        ```
+    """
+    rows = []
+    for s in stats.values():
+        usage = s.last_usage
+        rows.append(
+            {
+                "model": s.model,
+                "provider": s.provider,
+                "counter": s.counter.kind
+                + (" (fallback)" if s.counter.fallback else ""),
+                "reports": s.observations,
+                "repeats": s.repeats,
+                "rejected": sum(s.rejected.values()),
+                "local_error_%": _pct(s.local_error),
+                "calibrated_error_%": _pct(s.calibrated_error),
+                "recent_error_%": _pct(s.recent_error),
+                "bias_%": _pct(s.bias),
+                "confidence": s.confidence,
+                "memo_hit_rate": round(s.memo.hit_rate, 3),
+                "last_input_tokens": usage.input_tokens if usage else None,
+                **{f"coef_{k}": round(v, 4) for k, v in s.coefficients.items()},
+            }
+        )
+    return rows
+
+
+def stats_frame(stats: Mapping[str, ModelStats]) -> pd.DataFrame:
+    """The statistics as a pandas DataFrame indexed by model.
+
+    Raises:
+        ImportError: When pandas is not installed, with the install line.
+    """
+    try:
+        import pandas as pd  # noqa: PLC0415 - optional dependency
+    except ImportError as err:
+        msg = "stats_frame needs pandas: pip install 'langchain-tokencal[pandas]'"
+        raise ImportError(msg) from err
+    frame = pd.DataFrame(stats_rows(stats))
+    return frame.set_index("model") if not frame.empty else frame
+
+
+_HTML_COLUMNS = (
+    "model",
+    "counter",
+    "reports",
+    "rejected",
+    "local_error_%",
+    "calibrated_error_%",
+    "recent_error_%",
+    "confidence",
+    "memo_hit_rate",
+)
+
+
+def stats_html(stats: Mapping[str, ModelStats]) -> str:
+    """The statistics as an HTML table (what Jupyter shows for a handler)."""
+    rows = stats_rows(stats)
+    if not rows:
+        return "<p><b>TokenCalibrationHandler</b>: no model seen yet.</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in _HTML_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>"
+            for c in _HTML_COLUMNS
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        "<table><caption>TokenCalibrationHandler</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )

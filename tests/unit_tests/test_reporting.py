@@ -1,0 +1,123 @@
+"""Statistics tables, HTML rendering and health checks."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+from langchain_core.messages import HumanMessage
+
+from langchain_tokencal import TokenCalibrationHandler
+from langchain_tokencal.reporting import check_health, stats_html
+from langchain_tokencal.testing import FakeUsageChatModel
+
+
+@pytest.fixture
+def handler() -> TokenCalibrationHandler:
+    h = TokenCalibrationHandler()
+    h.raise_error = True
+    return h
+
+
+def _talk(handler: TokenCalibrationHandler, llm: FakeUsageChatModel, turns: int) -> None:
+    history: list = []
+    for i in range(turns):
+        history.append(HumanMessage(f"Question {i}: what is {i} squared, and why?"))
+        history.append(llm.invoke(history, config={"callbacks": [handler]}))
+
+
+class TestStatsFrame:
+    """`handler.stats_frame()`."""
+
+    def test_one_row_per_model(self, handler: TokenCalibrationHandler) -> None:
+        """Each model the handler saw is one row, indexed by model name."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 3)
+        _talk(handler, FakeUsageChatModel(model="fake-b"), 2)
+        frame = handler.stats_frame()
+        assert isinstance(frame, pd.DataFrame)
+        assert list(frame.index) == ["fake-a", "fake-b"]
+        assert frame.loc["fake-a", "reports"] == 3
+        assert "coef_tool_preamble" in frame.columns
+
+    def test_empty_handler_gives_an_empty_frame(
+        self, handler: TokenCalibrationHandler
+    ) -> None:
+        """A handler that saw nothing gives an empty frame, not an error."""
+        assert handler.stats_frame().empty
+
+    def test_missing_pandas_says_how_to_install(
+        self, handler: TokenCalibrationHandler, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without pandas the error names the extra to install."""
+        import builtins
+
+        real_import = builtins.__import__
+
+        def fake_import(name: str, *args: object, **kwargs: object) -> object:
+            if name == "pandas":
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(builtins, "__import__", fake_import)
+        with pytest.raises(ImportError, match=r"langchain-tokencal\[pandas\]"):
+            handler.stats_frame()
+
+
+class TestHtml:
+    """Jupyter rendering."""
+
+    def test_handler_renders_a_table(self, handler: TokenCalibrationHandler) -> None:
+        """`_repr_html_` is a table holding the model name."""
+        _talk(handler, FakeUsageChatModel(model="fake-<html>"), 2)
+        out = handler._repr_html_()
+        assert out.startswith("<table>")
+        assert "fake-&lt;html&gt;" in out
+
+    def test_model_stats_render(self, handler: TokenCalibrationHandler) -> None:
+        """A single ModelStats renders as a one-row table."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 2)
+        out = handler.stats()["fake-a"]._repr_html_()
+        assert out.count("<tr>") == 2
+
+    def test_empty(self) -> None:
+        """No model: a sentence instead of an empty table."""
+        assert "no model" in stats_html({})
+
+
+class TestHealth:
+    """`handler.health()`."""
+
+    def test_fresh_handler_is_healthy(self, handler: TokenCalibrationHandler) -> None:
+        """Nothing seen, nothing wrong."""
+        assert handler.health().ok
+
+    def test_no_usage_is_flagged_and_logged(
+        self, handler: TokenCalibrationHandler, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Runs without usage are a warning naming the fix, logged once per check."""
+        llm = FakeUsageChatModel(model="fake-silent", report_usage=False)
+        with caplog.at_level(logging.WARNING, logger="langchain_tokencal.reporting"):
+            llm.invoke("hi", config={"callbacks": [handler]})
+            report = handler.health()
+        assert not report.ok
+        (issue,) = report.issues
+        assert issue.check == "no_usage"
+        assert "stream_usage" in issue.message
+        assert any("no usage" in r.getMessage() for r in caplog.records)
+
+    def test_calibrated_model_is_healthy(self, handler: TokenCalibrationHandler) -> None:
+        """A model learned over a conversation raises no warning."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 8)
+        report = handler.health(log=False)
+        assert report.ok, report.issues
+
+    def test_rising_error_is_flagged(self, handler: TokenCalibrationHandler) -> None:
+        """Recent error well above the overall error is a warning."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 3)
+        stats = handler.stats()["fake-a"]
+        from dataclasses import replace
+
+        drifted = replace(stats, calibrated_error=0.01, recent_error=0.08)
+        report = check_health({"fake-a": drifted}, log=False)
+        assert [i.check for i in report.issues] == ["rising_error"]
