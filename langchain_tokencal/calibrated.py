@@ -68,8 +68,10 @@ _LOCAL_CONFIDENCE: Mapping[str, float] = {
 # difference (hidden preambles make ratios of 10x+ on tiny prompts legitimate).
 _MAX_RATIO = 50.0
 _MIN_RATIO = 0.05
-# Unknown parts smaller than this say little about relative error.
-_MIN_UNKNOWN_FOR_RESIDUAL = 8.0
+# Tokens added to the unknown part when residuals are made relative to it.
+_RESIDUAL_FLOOR = 32.0
+# Recent residuals behind the interval: old ones describe an earlier fit.
+_RESIDUAL_WINDOW = 200
 # Weight of the newest report in the moving average of the calibrated error.
 _EMA_ALPHA = 0.3
 # Observations queued before a callback drains the queue itself.
@@ -259,7 +261,11 @@ class CalibratedCounter:
             model, provider, memo_size=self.config.memo_size
         )
         self._kind = _kind(self.local.info)
-        prior = Prior.exact() if self._kind == "exact" else Prior.approximate()
+        prior = (
+            Prior.exact()
+            if self._kind == "exact"
+            else Prior.approximate(provider or self.local.info.provider)
+        )
         self._calibrator = Calibrator(prior, window=self.config.max_points)
         self._ledger = Ledger(
             self.config.cache_size, self.config.cache_ttl, clock=clock
@@ -267,7 +273,9 @@ class CalibratedCounter:
         self._lock = threading.RLock()
         self._inbox: deque[Observation] = deque()
         self._cost_cache: dict[int, float] = {}
-        self._residuals: deque[float] = deque(maxlen=self.config.max_points)
+        self._residuals: deque[float] = deque(
+            maxlen=min(self.config.max_points, _RESIDUAL_WINDOW)
+        )
         self._errors: deque[tuple[float, float]] = deque(maxlen=self.config.max_points)
         self._rejected: dict[str, int] = {}
         self._repeats = 0
@@ -379,8 +387,10 @@ class CalibratedCounter:
             )  # fmt: skip
         rel_lo, rel_hi = self._interval()
         margin = 1.0 + 0.002 * known
-        low = max(round(known + unknown * (1.0 + rel_lo) - margin), 0)
-        high = round(known + unknown * (1.0 + rel_hi) + margin + 0.5)
+        # Residuals are relative to the unknown part plus a floor (see _learn).
+        scale = unknown + _RESIDUAL_FLOOR
+        low = max(round(known + unknown + scale * rel_lo - margin), 0)
+        high = round(known + unknown + scale * rel_hi + margin + 0.5)
         source: Source
         if known_msgs and known >= unknown:
             source = "anchored"
@@ -484,8 +494,15 @@ class CalibratedCounter:
         cal_error = (predicted - reported) / reported
         self._errors.append(((local_total - reported) / reported, cal_error))
         self._error_ema += _EMA_ALPHA * (abs(cal_error) - self._error_ema)
-        if unknown >= _MIN_UNKNOWN_FOR_RESIDUAL:
-            self._residuals.append((reported - known - unknown) / unknown)
+        # A prediction made before any report measures the prior, not the
+        # calibration: it would widen every later interval for nothing.
+        if self._calibrator.points:
+            # Relative to the unknown part plus a floor: the known part (reply
+            # costs from completion tokens, derived message costs) errs a little
+            # too, and a tiny unknown part must not blow the ratio up.
+            self._residuals.append(
+                (reported - known - unknown) / (unknown + _RESIDUAL_FLOOR)
+            )
         if exact:
             self._repeats += 1
             self._learn_reply(obs, usage)
@@ -543,7 +560,7 @@ class CalibratedCounter:
         """Spread the newly reported tokens over the messages that were unknown."""
         ledger = self._ledger
         if anchor is None:
-            base, _ = self._base(tools_f)
+            base, base_known = self._base(tools_f)
             remainder = reported - base
         else:
             remainder = float(reported - anchor[1])
@@ -566,6 +583,10 @@ class CalibratedCounter:
             return
         for f, cost in unknown:
             ledger.set_message_cost(f.digest, remainder * cost / total)
+        if anchor is None and not base_known:
+            # The messages' costs were derived against this base: record it, so
+            # a later prompt made of known messages adds up to what was reported.
+            ledger.update_base(tools_f.fingerprint, base)
 
     def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
         if obs.reply is None or usage.output_tokens <= 0:

@@ -89,14 +89,31 @@ class Prior:
     stds: tuple[float, ...]
     noise_rel: float
     noise_abs: float
+    means: tuple[float, ...] = (0.0,) * N_COEFFICIENTS
 
     @classmethod
-    def approximate(cls) -> Prior:
-        """Wide prior for a model whose tokenizer is not known locally."""
+    def approximate(cls, provider: str | None = None) -> Prior:
+        """Wide prior for a model whose tokenizer is not known locally.
+
+        Args:
+            provider: Where a provider documents a hidden cost, the prior is
+                centred on it.
+
+        Note:
+            Anthropic documents the system prompt it adds when tools are bound:
+            346 tokens for current Claude models with ``tool_choice`` auto or
+            none (313 for any/tool; 159-530 for Claude 3 models), on top of the
+            schemas. That is the prior mean of the tool preamble for
+            ``provider="anthropic"``; the data moves it from the first call.
+        """
+        means = [0.0] * N_COEFFICIENTS
+        if provider == "anthropic":
+            means[1] = 346.0
         return cls(
             stds=(30.0, 600.0, 0.5, 6.0, 0.35, 0.45, 0.8, 0.8, 0.6, 1.5),
             noise_rel=0.01,
             noise_abs=2.0,
+            means=tuple(means),
         )
 
     @classmethod
@@ -160,15 +177,15 @@ class Calibrator:
         if window < 1:
             msg = f"window must be >= 1, got {window!r}; use e.g. max_points=500."
             raise ConfigError(msg)
-        if len(prior.stds) != N_COEFFICIENTS:
-            msg = f"Prior needs {N_COEFFICIENTS} standard deviations."
+        if len(prior.stds) != N_COEFFICIENTS or len(prior.means) != N_COEFFICIENTS:
+            msg = f"Prior needs {N_COEFFICIENTS} standard deviations and means."
             raise ConfigError(msg)
         self._prior = prior
         self._decay = 1.0 - 1.0 / window
         self._precision = [1.0 / (s * s) for s in prior.stds]
         self._ata = [[0.0] * N_COEFFICIENTS for _ in range(N_COEFFICIENTS)]
         self._atb = [0.0] * N_COEFFICIENTS
-        self._coef: tuple[float, ...] = (0.0,) * N_COEFFICIENTS
+        self._coef: tuple[float, ...] = tuple(prior.means)
         self._dirty = False
         self._scaled: deque[float] = deque(maxlen=_SCALE_WINDOW)
         self.points = 0
@@ -227,9 +244,12 @@ class Calibrator:
 
     def _solve(self) -> None:
         a = [row[:] for row in self._ata]
+        b = self._atb[:]
+        means = self._prior.means
         for i, p in enumerate(self._precision):
             a[i][i] += p
-        self._coef = tuple(_cholesky_solve(a, self._atb))
+            b[i] += p * means[i]
+        self._coef = tuple(_cholesky_solve(a, b))
         self._dirty = False
 
     def state(self) -> dict[str, object]:

@@ -136,6 +136,12 @@ class TestCalibrator:
             cal.add(x, new.residual(x), _local(x))
         assert cal.coefficients[4] == pytest.approx(0.2, abs=0.02)
 
+    def test_anthropic_prior_expects_the_documented_tool_preamble(self) -> None:
+        """Before any report, an Anthropic model with tools expects 346 hidden tokens."""
+        cal = Calibrator(Prior.approximate("anthropic"))
+        assert cal.predict(_x(tools=1, schema=120, text=50)) == pytest.approx(346.0)
+        assert Calibrator(Prior.approximate()).predict(_x(tools=1)) == 0.0
+
     def test_exact_prior_resists_noise(self) -> None:
         """An exact counter's prior keeps content rates near zero on tiny data."""
         cal = Calibrator(Prior.exact())
