@@ -48,6 +48,7 @@ __all__ = [
     "Source",
     "TokenEstimate",
     "create_counter",
+    "guess_provider",
 ]
 
 Source = Literal["exact", "anchored", "calibrated", "local", "fallback"]
@@ -88,7 +89,8 @@ class TokenEstimate:
         high: Upper end; count ``high`` to rarely overflow a context window.
         source: ``"exact"`` (this prompt was reported), ``"anchored"`` (most of
             it is known from reports), ``"calibrated"`` (estimated from this
-            model's reports), ``"local"`` (no reports yet; the local count) or
+            model's reports), ``"local"`` (no reports yet: the local count plus
+            overheads the provider documents) or
             ``"fallback"`` (no reports and no tokenizer: character classes).
         confidence: 0..1, how much to trust ``tokens``.
         model: The counter's model key.
@@ -203,6 +205,40 @@ class ModelStats:
         return stats_html({self.model: self})
 
 
+# Model-name fragments of the major providers, for counters created without one.
+_PROVIDER_HINTS: tuple[tuple[str, str], ...] = (
+    ("claude", "anthropic"),
+    ("gemini", "google"),
+    ("gemma", "google"),
+    ("gpt-", "openai"),
+    ("chatgpt", "openai"),
+    ("command", "cohere"),
+    ("deepseek", "deepseek"),
+    ("mistral", "mistral"),
+    ("mixtral", "mistral"),
+)
+
+
+def guess_provider(model: str) -> str | None:
+    """The provider a model name most likely belongs to, or ``None``.
+
+    Example:
+        ```python
+        from langchain_tokencal.calibrated import guess_provider
+
+        assert guess_provider("claude-sonnet-4-5") == "anthropic"
+        assert guess_provider("my-finetune") is None
+        ```
+    """
+    name = model.lower().rsplit("/", 1)[-1]
+    if name[:2] in {"o1", "o3", "o4"} and (len(name) == 2 or name[2] == "-"):
+        return "openai"
+    for fragment, provider in _PROVIDER_HINTS:
+        if fragment in name:
+            return provider
+    return None
+
+
 def _kind(info: CounterInfo) -> str:
     if info.kind == "exact" and not info.fallback:
         return "exact"
@@ -256,15 +292,15 @@ class CalibratedCounter:
         """Create a counter that knows nothing yet."""
         self.config = config or CounterConfig()
         self.model = model
-        self.provider = provider
+        self.provider = provider or guess_provider(model)
         self.local = local or local_counter(
-            model, provider, memo_size=self.config.memo_size
+            model, self.provider, memo_size=self.config.memo_size
         )
         self._kind = _kind(self.local.info)
         prior = (
             Prior.exact()
             if self._kind == "exact"
-            else Prior.approximate(provider or self.local.info.provider)
+            else Prior.approximate(self.provider)
         )
         self._calibrator = Calibrator(prior, window=self.config.max_points)
         self._ledger = Ledger(
