@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
+from langchain_tokencal._usage_providers import canonical, canonical_label
 from langchain_tokencal.cache import CacheStats
 from langchain_tokencal.calibration import COEFFICIENT_NAMES, Calibrator, Prior
 from langchain_tokencal.config import CounterConfig
@@ -35,9 +36,10 @@ from langchain_tokencal.counters import (
     as_messages,
     local_counter,
 )
+from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.features import N_FEATURES, MessageFeatures, ToolFeatures
 from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
-from langchain_tokencal.usage import TokenUsage
+from langchain_tokencal.usage import SUPPORTED_PROVIDERS, TokenUsage
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +233,8 @@ def guess_provider(model: str) -> str | None:
         ```
     """
     name = model.lower().rsplit("/", 1)[-1]
-    if name[:2] in {"o1", "o3", "o4"} and (len(name) == 2 or name[2] == "-"):
+    # OpenAI's reasoning models: "o1", "o3-mini", "o4-mini-2025-04-16"...
+    if name[:2] in {"o1", "o3", "o4"} and name[2:3] in {"", "-"}:
         return "openai"
     for fragment, provider in _PROVIDER_HINTS:
         if fragment in name:
@@ -292,15 +295,17 @@ class CalibratedCounter:
         """Create a counter that knows nothing yet."""
         self.config = config or CounterConfig()
         self.model = model
-        self.provider = provider or guess_provider(model)
+        # LangChain's ls_provider strings are open-ended: map known aliases
+        # ("azure" -> "openai"), keep the rest as given.
+        self.provider = (canonical_label(provider) if provider else None) or (
+            guess_provider(model)
+        )
         self.local = local or local_counter(
             model, self.provider, memo_size=self.config.memo_size
         )
         self._kind = _kind(self.local.info)
         prior = (
-            Prior.exact()
-            if self._kind == "exact"
-            else Prior.approximate(self.provider)
+            Prior.exact() if self._kind == "exact" else Prior.approximate(self.provider)
         )
         self._calibrator = Calibrator(prior, window=self.config.max_points)
         self._ledger = Ledger(
@@ -697,7 +702,8 @@ def create_counter(
             ``min_points=``, ``max_points=``...), applied over ``config``.
 
     Raises:
-        ConfigError: On an unknown or invalid setting or provider.
+        ConfigError: On an unknown or invalid setting.
+        UnknownProviderError: On a provider that is not known.
 
     Example:
         ```python
@@ -710,6 +716,16 @@ def create_counter(
         trimmed = trim_messages(history, max_tokens=50, token_counter=counter)
         ```
     """
+    if provider is not None:
+        name = canonical(provider) if isinstance(provider, str) else None
+        if name is None:
+            msg = (
+                f"Unknown provider {provider!r}; expected one of "
+                f"{', '.join(SUPPORTED_PROVIDERS)} (or an alias such as 'azure' "
+                "or 'gemini'), or None to guess it from the model name."
+            )
+            raise UnknownProviderError(msg)
+        provider = name
     if isinstance(config, Mapping):
         config = CounterConfig.from_mapping(config)
     config = config or CounterConfig()
