@@ -233,6 +233,8 @@ def guess_provider(model: str) -> str | None:
         ```
     """
     name = model.lower().rsplit("/", 1)[-1]
+    if "gpt-oss" in name:
+        return None  # open weights, served by any host
     # OpenAI's reasoning models: "o1", "o3-mini", "o4-mini-2025-04-16"...
     if name[:2] in {"o1", "o3", "o4"} and name[2:3] in {"", "-"}:
         return "openai"
@@ -297,6 +299,7 @@ class CalibratedCounter:
         self.model = model
         # LangChain's ls_provider strings are open-ended: map known aliases
         # ("azure" -> "openai"), keep the rest as given.
+        self.provider_guessed = not provider
         self.provider = (canonical_label(provider) if provider else None) or (
             guess_provider(model)
         )
@@ -324,6 +327,16 @@ class CalibratedCounter:
         self._error_ema = 0.1
         self._last_usage: TokenUsage | None = None
         self._clock = clock or time.monotonic
+
+    @property
+    def is_fresh(self) -> bool:
+        """True while the counter has learned nothing and has nothing queued."""
+        return (
+            not self._calibrator.points
+            and not self._inbox
+            and not self._rejected
+            and not len(self._ledger.prompts)
+        )
 
     # -- counting ---------------------------------------------------------
 

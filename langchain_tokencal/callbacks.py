@@ -19,6 +19,7 @@ from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 from typing_extensions import override
 
+from langchain_tokencal._usage_providers import canonical_label
 from langchain_tokencal.cache import TTLCache
 from langchain_tokencal.calibrated import (
     CalibratedCounter,
@@ -69,6 +70,8 @@ class _Pending:
     tools: Sequence[Any] | None
     # Input tokens reported by each streamed chunk, to detect summed usage.
     streamed: list[int] = field(default_factory=list)
+    # The last such chunk's own usage: the call's when chunks are cumulative.
+    last_chunk: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _model_key(
@@ -105,9 +108,27 @@ def _bound_tools(
         if isinstance(value, (list, tuple)):
             tools.extend(value)
     response_format = ip.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("json_schema"):
-        tools.append(dict(response_format))
-    elif not tools and options:
+    inner = (
+        response_format.get("json_schema")
+        if isinstance(response_format, Mapping)
+        else None
+    )
+    if isinstance(inner, Mapping) and isinstance(inner.get("schema"), Mapping):
+        # OpenAI's {"type": "json_schema", ...} is no tool format the counters
+        # read: restate it as the function tool of the same schema.
+        function = {"name": str(inner.get("name") or "response_format")}
+        if inner.get("description"):
+            function["description"] = str(inner["description"])
+        tools.append(
+            {
+                "type": "function",
+                "function": {**function, "parameters": dict(inner["schema"])},
+            }
+        )
+    elif isinstance(response_format, type):
+        # A pydantic class, passed through as is (ChatOpenAI does).
+        tools.append(response_format)
+    if not tools and options:
         # ``with_structured_output`` by JSON mode leaves only this trace.
         structured = options.get("ls_structured_output_format")
         schema = structured.get("schema") if isinstance(structured, Mapping) else None
@@ -283,6 +304,13 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             pending = self._pending.peek(run_id) if n else None
             if pending is not None:
                 pending.streamed.append(n)
+                # A copy: merging the chunks may build on their dicts.
+                pending.last_chunk[:] = [
+                    {
+                        k: dict(v) if isinstance(v, Mapping) else v
+                        for k, v in usage.items()
+                    }
+                ]
 
     @override
     def on_llm_end(
@@ -328,7 +356,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         if pending is None:
             # Started before this handler was attached, or expired: bill only.
             if usage is not None and "llm_cache_hit" not in usage.flags:
-                self._bill(usage.model or "unknown", usage)
+                # The response names a snapshot: bill it under the model's key.
+                self._bill(self._resolve(usage.model or "unknown"), usage)
             return
         counter = self._counter_for(pending.model, pending.provider)
         snapshot = usage.model if usage is not None else None
@@ -336,8 +365,12 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             with self._lock:
                 self._aliases[snapshot] = pending.model
         reason = self._reason(usage, streamed)
-        if usage is not None and "llm_cache_hit" not in usage.flags:
-            self._bill(pending.model, usage)
+        billed = usage
+        if reason == "inflated streamed usage" and pending.last_chunk:
+            # The merge summed cumulative counts; the last chunk's are the call's.
+            billed = parse_usage(pending.last_chunk[0])
+        if billed is not None and "llm_cache_hit" not in billed.flags:
+            self._bill(pending.model, billed)
         if reason is not None or usage is None:
             counter.reject(reason or "no usage")
             return
@@ -373,6 +406,19 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self, model: str, provider: str | None = None
     ) -> CalibratedCounter:
         counter = self._counters.get(model)
+        if (
+            counter is not None
+            and provider
+            and counter.provider_guessed
+            and counter.provider != canonical_label(provider)
+            and counter.is_fresh
+        ):
+            # Created by a count before any run said where the model is served
+            # (e.g. "gpt-oss" on Ollama): start over with the real provider.
+            with self._lock:
+                if self._counters.get(model) is counter:
+                    del self._counters[model]
+            counter = None
         if counter is None:
             with self._lock:
                 counter = self._counters.get(model)

@@ -517,6 +517,10 @@ def local_counter(
     if key in _OPENAI_PROVIDERS:
         return OpenAICounter(model, provider=key, memo_size=memo_size)
     if key is None:
+        if "gpt-oss" in model.lower():
+            # Open weights in the harmony format, served by many hosts: OpenAI's
+            # chat accounting does not apply, so it is not an exact count.
+            return ApproximateCounter(model, memo_size=memo_size)
         try:
             encoding_for_model(model)
         except UnknownModelError:
