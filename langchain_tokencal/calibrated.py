@@ -77,6 +77,14 @@ _RESIDUAL_FLOOR = 32.0
 _RESIDUAL_WINDOW = 200
 # Weight of the newest report in the moving average of the calibrated error.
 _EMA_ALPHA = 0.3
+# The reply-cost correction: the median of this many recent leftovers, each
+# clipped (tokens), taken only when the other new messages are estimated at no
+# more than _REPLY_SIGNAL tokens (so their own error stays small).
+_REPLY_WINDOW = 51
+_REPLY_CLIP = 16.0
+_REPLY_SIGNAL = 64.0
+# Reply digests remembered as completion-derived (cleared when full).
+_REPLIES_KEPT = 4096
 # Observations queued before a callback drains the queue itself.
 _DRAIN_AT = 64
 
@@ -323,6 +331,11 @@ class CalibratedCounter:
         self._errors: deque[tuple[float, float]] = deque(maxlen=self.config.max_points)
         self._rejected: dict[str, int] = {}
         self._repeats = 0
+        # Reply costs taken from completion tokens (digests), and the learned
+        # correction of those costs (see _learn_reply_bias).
+        self._replies: set[int] = set()
+        self._reply_adjust = 0.0
+        self._leftovers: deque[float] = deque(maxlen=_REPLY_WINDOW)
         # Start pessimistic: 10% error until reports say otherwise.
         self._error_ema = 0.1
         self._last_usage: TokenUsage | None = None
@@ -375,11 +388,16 @@ class CalibratedCounter:
             self._cost_cache[f.digest] = cost
         return cost
 
-    def _base(self, tools_f: ToolFeatures) -> tuple[float, bool]:
-        """Fixed cost of a prompt beyond its messages, and whether it is known."""
-        learned = self._ledger.base_cost(tools_f.fingerprint)
-        if learned is not None:
-            return learned, True
+    def _base(self, tools_f: ToolFeatures, *, learned: bool) -> tuple[float, bool]:
+        """Fixed cost of a prompt beyond its messages, and whether it is known.
+
+        The learned base is the counterpart of learned message costs (they were
+        split against it), so it is used only with them (``learned=True``); a
+        prompt of new messages takes the regression's framing instead.
+        """
+        value = self._ledger.base_cost(tools_f.fingerprint) if learned else None
+        if value is not None:
+            return value, True
         coef = self._calibrator.coefficients
         value = self.local.framing + tools_f.local + coef[0]
         if tools_f.count:
@@ -395,17 +413,10 @@ class CalibratedCounter:
         if anchor is not None and anchor[0] == len(feats):
             return float(anchor[1]), 0.0, len(feats), True, hashes
         known = unknown = 0.0
-        known_msgs = 0
+        known_msgs = start = 0
         if anchor is not None:
             start, tokens = anchor
             known, known_msgs = float(tokens), start
-        else:
-            start = 0
-            base, base_known = self._base(tools_f)
-            if base_known:
-                known = base
-            else:
-                unknown = base
         cost_of = self._ledger.message_cost
         for f in feats[start:]:
             cost = cost_of(f.digest)
@@ -414,6 +425,12 @@ class CalibratedCounter:
             else:
                 known += cost
                 known_msgs += 1
+        if anchor is None:
+            base, base_known = self._base(tools_f, learned=known_msgs > 0)
+            if base_known:
+                known += base
+            else:
+                unknown += base
         return known, unknown, known_msgs, False, hashes
 
     def _interval(self) -> tuple[float, float]:
@@ -422,7 +439,7 @@ class CalibratedCounter:
         ordered = sorted(self._residuals)
         tail = (1.0 - self.config.coverage) / 2.0
         # Few residuals understate the tails: widen by a small-sample factor.
-        widen = 1.0 + 2.0 / len(ordered) ** 0.5
+        widen = 1.0 + 1.0 / len(ordered) ** 0.5
         lo = min(_quantile(ordered, tail) * widen, -0.002)
         hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.002)
         return lo, hi
@@ -613,18 +630,24 @@ class CalibratedCounter:
     ) -> None:
         """Spread the newly reported tokens over the messages that were unknown."""
         ledger = self._ledger
-        if anchor is None:
-            base, base_known = self._base(tools_f)
-            remainder = reported - base
-        else:
-            remainder = float(reported - anchor[1])
+        remainder = float(reported - anchor[1]) if anchor is not None else reported
         unknown: list[tuple[MessageFeatures, float]] = []
+        replies = 0
         for f in new:
             cost = ledger.message_cost(f.digest)
             if cost is None:
                 unknown.append((f, self._calibrated_cost(f)))
             else:
                 remainder -= cost
+                replies += f.digest in self._replies
+        base = 0.0
+        base_known = True
+        if anchor is None:
+            base, base_known = self._base(tools_f, learned=len(unknown) < len(new))
+            remainder -= base
+        estimated = sum(c for _, c in unknown)
+        if anchor is not None and replies == 1 and 0 < estimated <= _REPLY_SIGNAL:
+            self._learn_reply_bias(remainder - estimated)
         if not unknown:
             if anchor is None:
                 # Every message was known: what is left is this tool set's base.
@@ -642,6 +665,20 @@ class CalibratedCounter:
             # a later prompt made of known messages adds up to what was reported.
             ledger.update_base(tools_f.fingerprint, base)
 
+    def _learn_reply_bias(self, error: float) -> None:
+        """Move the reply-cost correction towards what the report implies.
+
+        A reply's cost in the next prompt is its completion tokens plus the
+        template's per-message cost; what the template really adds around a
+        reply (an end-of-turn token the completion already counted, a header)
+        shows as a consistent leftover when the next prompt is reported. The
+        new user message's estimate errs both ways (it is short: see the
+        caller), so the median of recent leftovers is the reply's bias.
+        """
+        self._leftovers.append(max(-_REPLY_CLIP, min(_REPLY_CLIP, error)))
+        ordered = sorted(self._leftovers)
+        self._reply_adjust = ordered[len(ordered) // 2]
+
     def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
         if obs.reply is None or usage.output_tokens <= 0:
             return
@@ -649,11 +686,14 @@ class CalibratedCounter:
         if self._ledger.message_cost(f.digest) is not None:
             return
         visible = usage.output_tokens - usage.reasoning
-        content_local = sum(f.vector[1:])
+        content_local = sum(f.vector[1:-1])  # the classes, not the intercept or images
         coef = self._calibrator.coefficients
-        overhead = f.local - content_local + coef[3]
+        overhead = f.local - content_local + coef[3] + self._reply_adjust
         if visible > 0:
-            self._ledger.set_message_cost(f.digest, visible + max(overhead, 0.0))
+            self._ledger.set_message_cost(f.digest, max(visible + overhead, 1.0))
+            if len(self._replies) >= _REPLIES_KEPT:
+                self._replies.clear()
+            self._replies.add(f.digest)
 
     # -- reporting --------------------------------------------------------
 

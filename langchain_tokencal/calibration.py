@@ -5,7 +5,7 @@ ways: a fixed framing (BOS, template headers), a hidden tool preamble of
 hundreds of tokens, a per-message template cost, and per-content-class rates
 (a vocabulary that splits Chinese or JSON more finely than ``o200k_base``).
 A single median ratio cannot express that, so the `Calibrator` fits the
-*residual* ``reported - local`` as a linear function of ten features:
+*residual* ``reported - local`` as a linear function of thirteen features:
 
 | index | feature | prior std |
 |---|---|---|
@@ -13,8 +13,8 @@ A single median ratio cannot express that, so the `Calibrator` fits the
 | 1 | tools present (1 when tools are bound) | tokens |
 | 2 | tool-schema tokens | rate |
 | 3 | messages | tokens per message |
-| 4-8 | content tokens by class: text, code, cjk, other, digits | rate |
-| 9 | image tokens | rate |
+| 4-11 | content tokens by class (`features.CONTENT_CLASSES`) | rate |
+| 12 | image tokens | rate |
 
 The fit is Bayesian ridge regression with a zero-mean Gaussian prior (so the
 first call moves the coefficient whose prior is widest relative to its feature,
@@ -55,6 +55,9 @@ COEFFICIENT_NAMES: tuple[str, ...] = (
     "text_rate",
     "code_rate",
     "cjk_rate",
+    "european_rate",
+    "arabic_rate",
+    "indic_rate",
     "other_rate",
     "digits_rate",
     "image_rate",
@@ -110,7 +113,9 @@ class Prior:
         if provider == "anthropic":
             means[1] = 346.0
         return cls(
-            stds=(30.0, 600.0, 0.5, 6.0, 0.35, 0.45, 0.8, 0.8, 0.6, 1.5),
+            # Indic scripts vary most between vocabularies (cl100k_base spends
+            # 2.7x the tokens o200k_base does on Hindi), then CJK and Arabic.
+            stds=(30.0, 600.0, 0.5, 6.0, 0.35, 0.45, 0.8, 0.6, 0.8, 1.5, 0.8, 0.6, 1.5),
             noise_rel=0.01,
             noise_abs=2.0,
             means=tuple(means),
@@ -120,15 +125,15 @@ class Prior:
     def exact(cls) -> Prior:
         """Narrow prior for a model whose local tokenizer is its own."""
         return cls(
-            stds=(2.0, 40.0, 0.1, 1.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.3),
+            stds=(2.0, 40.0, 0.1, 1.0, *(0.01,) * 8, 0.3),
             noise_rel=0.002,
             noise_abs=1.0,
         )
 
 
-def _cholesky_solve(a: list[list[float]], b: list[float]) -> list[float]:
-    """Solve ``a x = b`` for a symmetric positive definite ``a``."""
-    n = len(b)
+def _cholesky(a: list[list[float]]) -> list[list[float]]:
+    """Lower-triangular ``L`` with ``L L^T = a``, for a symmetric positive ``a``."""
+    n = len(a)
     low = [[0.0] * n for _ in range(n)]
     for i in range(n):
         row_i = low[i]
@@ -141,9 +146,20 @@ def _cholesky_solve(a: list[list[float]], b: list[float]) -> list[float]:
                 row_i[i] = math.sqrt(max(s, 1e-12))
             else:
                 row_i[j] = s / row_j[j]
-    y = [0.0] * n
-    for i in range(n):
+    return low
+
+
+def _forward(low: list[list[float]], b: Sequence[float]) -> list[float]:
+    """Solve ``L y = b``."""
+    y = [0.0] * len(b)
+    for i in range(len(b)):
         y[i] = (b[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
+    return y
+
+
+def _backward(low: list[list[float]], y: Sequence[float]) -> list[float]:
+    """Solve ``L^T x = y``."""
+    n = len(y)
     x = [0.0] * n
     for i in reversed(range(n)):
         x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, n))) / low[i][i]
@@ -165,7 +181,7 @@ class Calibrator:
         from langchain_tokencal.calibration import Calibrator, Prior
 
         cal = Calibrator(Prior.approximate(), window=200)
-        x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, 0.0, 0.0, 10.0, 0.0)
+        x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0)
         for _ in range(5):
             cal.add(x, residual=120.0, local=1000.0)
         assert abs(cal.predict(x) - 120.0) < 10
@@ -186,6 +202,7 @@ class Calibrator:
         self._ata = [[0.0] * N_COEFFICIENTS for _ in range(N_COEFFICIENTS)]
         self._atb = [0.0] * N_COEFFICIENTS
         self._coef: tuple[float, ...] = tuple(prior.means)
+        self._low: list[list[float]] | None = None
         self._dirty = False
         self._scaled: deque[float] = deque(maxlen=_SCALE_WINDOW)
         self.points = 0
@@ -219,7 +236,12 @@ class Calibrator:
             msg = f"feature vector needs {N_COEFFICIENTS} values, got {len(x)}."
             raise ConfigError(msg)
         sigma = self.noise(local)
-        error = (residual - self.predict(x)) / sigma
+        # Standardize by the predictive spread (noise plus what the fit does
+        # not know yet), so that a first report on new kinds of content is
+        # surprising only in proportion to how little is known about it.
+        error = (residual - self.predict(x)) / math.sqrt(
+            sigma * sigma + self.variance(x)
+        )
         weight = 1.0
         if len(self._scaled) >= _MIN_FOR_HUBER:
             ordered = sorted(abs(v) for v in self._scaled)
@@ -249,8 +271,18 @@ class Calibrator:
         for i, p in enumerate(self._precision):
             a[i][i] += p
             b[i] += p * means[i]
-        self._coef = tuple(_cholesky_solve(a, b))
+        self._low = _cholesky(a)
+        self._coef = tuple(_backward(self._low, _forward(self._low, b)))
         self._dirty = False
+
+    def variance(self, x: Sequence[float]) -> float:
+        """Posterior variance of the predicted residual for ``x`` (tokens squared)."""
+        if self._dirty or self._low is None:
+            self._solve()
+        low = self._low
+        if low is None:  # pragma: no cover - _solve always sets it
+            return 0.0
+        return sum(v * v for v in _forward(low, x))
 
     def state(self) -> dict[str, object]:
         """Sufficient statistics, for persistence (numbers only)."""

@@ -357,7 +357,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             # Started before this handler was attached, or expired: bill only.
             if usage is not None and "llm_cache_hit" not in usage.flags:
                 # The response names a snapshot: bill it under the model's key.
-                self._bill(self._resolve(usage.model or "unknown"), usage)
+                name = usage.model or "unknown"
+                self._bill(self._aliases.get(name, name), usage)
             return
         counter = self._counter_for(pending.model, pending.provider)
         snapshot = usage.model if usage is not None else None
@@ -430,10 +431,12 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         return counter
 
     def _resolve(self, model: str | None) -> str:
+        # Snapshot the keys: callbacks on other threads may add counters.
+        models = tuple(self._counters)
         if model is None:
-            if len(self._counters) == 1:
-                return next(iter(self._counters))
-            known = ", ".join(sorted(self._counters)) or "none yet"
+            if len(models) == 1:
+                return models[0]
+            known = ", ".join(sorted(models)) or "none yet"
             msg = f"Pass model=...; this handler has seen: {known}."
             raise ConfigError(msg)
         if model in self._counters:
@@ -441,7 +444,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         alias = self._aliases.get(model)
         if alias is not None:
             return alias
-        for known in self._counters:
+        for known in models:
             # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
             if (
                 model.startswith(known + "-")

@@ -45,6 +45,7 @@ from langchain_tokencal._openai_accounting import (
 from langchain_tokencal.cache import CacheStats, TTLCache
 from langchain_tokencal.errors import UnknownModelError
 from langchain_tokencal.features import (
+    CONTENT_CLASSES,
     NO_TOOLS,
     MessageFeatures,
     ToolFeatures,
@@ -283,7 +284,7 @@ class LocalCounter:
         if role is None:
             role = self._role_tokens[parts.role] = count(parts.role)
         overhead = self._tokens_per_message + role
-        classes = [0.0, 0.0, 0.0, 0.0, 0.0]
+        classes = [0.0] * len(CONTENT_CLASSES)
 
         def add(text: str) -> float:
             tokens = count(text)

@@ -1,7 +1,7 @@
 """What calibration needs from a message: token counts split by content class.
 
 A calibrated counter learns, per model, how many tokens each *kind* of
-character costs. Five content classes, always in this order
+character costs. Eight content classes, always in this order
 (`CONTENT_CLASSES`):
 
 | class | characters |
@@ -9,8 +9,15 @@ character costs. Five content classes, always in this order
 | ``text`` | ASCII letters and whitespace, Latin letters with diacritics |
 | ``code`` | ASCII punctuation and symbols (JSON and code punctuation) |
 | ``cjk`` | CJK ideographs, kana, hangul, CJK punctuation, fullwidth forms |
-| ``other`` | every other non-ASCII character (Cyrillic, Greek, Arabic, emoji...) |
+| ``european`` | Greek, Cyrillic, Armenian, Georgian |
+| ``arabic`` | Hebrew, Arabic, Syriac, Thaana and their presentation forms |
+| ``indic`` | Brahmic scripts: Devanagari to Sinhala, Thai, Lao, Tibetan, Khmer... |
+| ``other`` | every other non-ASCII character (emoji, symbols, other scripts) |
 | ``digits`` | ``0-9`` and other Unicode decimal digits |
+
+Scripts are grouped by how differently vocabularies treat them: the same Hindi
+text costs 2.5x more tokens in one open model's vocabulary than in
+``o200k_base``, Russian about the same; one shared rate cannot fit both.
 
 A message's local content tokens are split across the classes in proportion to
 ``chars / CPT`` (`split_tokens`), where ``CPT`` holds the typical characters per
@@ -37,11 +44,20 @@ __all__ = [
     "split_tokens",
 ]
 
-CONTENT_CLASSES: Final = ("text", "code", "cjk", "other", "digits")
+CONTENT_CLASSES: Final = (
+    "text",
+    "code",
+    "cjk",
+    "european",
+    "arabic",
+    "indic",
+    "other",
+    "digits",
+)
 """The content classes, in the order used by every per-class tuple."""
 
-N_FEATURES: Final = 7
-"""Length of `MessageFeatures.vector`: intercept, five classes, image tokens."""
+N_FEATURES: Final = 2 + len(CONTENT_CLASSES)
+"""Length of `MessageFeatures.vector`: intercept, the classes, image tokens."""
 
 # Characters per o200k_base token of each class, measured with tiktoken 0.14 on
 # real text cut into message-sized pieces (paragraphs, 12-line code chunks,
@@ -61,13 +77,21 @@ N_FEATURES: Final = 7
 # (geometric mean 2.9). With the values below, `approx_tokens` totals are
 # within 10% of o200k_base on every corpus except the short Arabic/Hebrew and
 # Greek/Thai strings (14% and 17% low); the median error per piece is 10%.
-CHARS_PER_TOKEN: Final[tuple[float, float, float, float, float]] = (
+# The former single "other" class was then split by script group with the
+# long-entry figures: european 3.3 (ru 4.0, uk 2.9, el 2.7), arabic 2.9,
+# indic 2.6 (hi 2.9, th 2.3); what remains (emoji, symbols) is dense: 1.5.
+CHARS_PER_TOKEN: Final[tuple[float, ...]] = (
     5.2,  # text
     2.0,  # code
     1.3,  # cjk
-    2.9,  # other
+    3.3,  # european
+    2.9,  # arabic
+    2.6,  # indic
+    1.5,  # other
     2.2,  # digits
 )
+_N_CLASSES: Final = len(CONTENT_CLASSES)
+_EMPTY: Final = (0.0,) * _N_CLASSES
 
 # The ASCII fast path counts classes with bytes.translate(delete=...), a single
 # C pass per class, instead of a Python loop over characters.
@@ -98,6 +122,16 @@ _CJK_RUN: Final = re.compile(
     "]+"
 )
 _DIGIT_RUN: Final = re.compile(r"\d+")
+_EUROPEAN_RUN: Final = re.compile(
+    "[\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u10a0-\u10ff"
+    "\u1c80-\u1c8f\u1f00-\u1fff\u2de0-\u2dff\ua640-\ua69f]+"
+)  # Greek, Cyrillic (+ supplement, extended), Armenian, Georgian
+_ARABIC_RUN: Final = re.compile(
+    "[\u0590-\u07bf\u0860-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]+"
+)  # Hebrew, Arabic (+ supplement, extended), Syriac, Thaana, presentation forms
+_INDIC_RUN: Final = re.compile(
+    "[\u0900-\u0dff\u0e00-\u0fff\u1000-\u109f\u1780-\u17ff\ua8e0-\ua8ff]+"
+)  # Devanagari ... Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer
 _LATIN_RUN: Final = re.compile(
     "["
     "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"  # Latin-1 letters, Latin Extended-A/B
@@ -114,7 +148,7 @@ def _ascii_classes(data: bytes) -> tuple[int, int, int]:
     return len(no_digits) - code, code, len(data) - len(no_digits)
 
 
-def class_chars(text: str) -> tuple[int, int, int, int, int]:
+def class_chars(text: str) -> tuple[int, ...]:
     """Count the characters of each content class in a text.
 
     ASCII text takes a fast path of a few C-level passes; other text adds a
@@ -132,13 +166,13 @@ def class_chars(text: str) -> tuple[int, int, int, int, int]:
         ```python
         from langchain_tokencal.features import class_chars
 
-        assert class_chars('{"a": 12} hi') == (5, 5, 0, 0, 2)
-        assert class_chars("你好, мир") == (1, 1, 2, 3, 0)
+        assert class_chars('{"a": 12} hi') == (5, 5, 0, 0, 0, 0, 0, 2)
+        assert class_chars("你好, мир") == (1, 1, 2, 3, 0, 0, 0, 0)
         ```
     """
     if text.isascii():
         t, c, d = _ascii_classes(text.encode("ascii"))
-        return t, c, 0, 0, d
+        return t, c, 0, 0, 0, 0, 0, d
     non_ascii = _ASCII_RUN.sub("", text)
     t, c, d = _ascii_classes(
         _NON_ASCII_RUN.sub("", text).encode("ascii")
@@ -149,14 +183,22 @@ def class_chars(text: str) -> tuple[int, int, int, int, int]:
     cjk = len(non_ascii) - len(rest)
     no_digits = _DIGIT_RUN.sub("", rest)
     d += len(rest) - len(no_digits)
-    other = len(_LATIN_RUN.sub("", no_digits))
-    t += len(no_digits) - other
-    return t, c, cjk, other, d
+    rest = _LATIN_RUN.sub("", no_digits)
+    t += len(no_digits) - len(rest)
+    if not rest:
+        return t, c, cjk, 0, 0, 0, 0, d
+    no_eu = _EUROPEAN_RUN.sub("", rest)
+    no_ar = _ARABIC_RUN.sub("", no_eu)
+    other = _INDIC_RUN.sub("", no_ar)
+    eu, ar, ind = (
+        len(rest) - len(no_eu),
+        len(no_eu) - len(no_ar),
+        len(no_ar) - len(other),
+    )
+    return t, c, cjk, eu, ar, ind, len(other), d
 
 
-def split_tokens(
-    tokens: float, chars: tuple[int, ...]
-) -> tuple[float, float, float, float, float]:
+def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
     """Allocate a measured token count of a text across the content classes.
 
     Each class gets a share proportional to ``chars_c / CHARS_PER_TOKEN[c]``,
@@ -179,14 +221,12 @@ def split_tokens(
         assert abs(sum(shares) - 10) < 1e-9
         ```
     """
-    t, c, j, o, d = chars
-    pt, pc, pj, po, pd = CHARS_PER_TOKEN
-    wt, wc, wj, wo, wd = t / pt, c / pc, j / pj, o / po, d / pd
-    total = wt + wc + wj + wo + wd
+    weights = [n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True)]
+    total = sum(weights)
     if total <= 0.0:
-        return float(tokens), 0.0, 0.0, 0.0, 0.0
+        return (float(tokens), *_EMPTY[1:])
     scale = tokens / total
-    return wt * scale, wc * scale, wj * scale, wo * scale, wd * scale
+    return tuple(w * scale for w in weights)
 
 
 def approx_tokens(chars: tuple[int, ...]) -> float:
@@ -209,9 +249,7 @@ def approx_tokens(chars: tuple[int, ...]) -> float:
         assert 2 < approx_tokens(class_chars("Hello, world!")) < 6
         ```
     """
-    t, c, j, o, d = chars
-    pt, pc, pj, po, pd = CHARS_PER_TOKEN
-    return t / pt + c / pc + j / pj + o / po + d / pd
+    return sum(n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +260,8 @@ class MessageFeatures:
         local: The message's token count by the local counter, including its
             structural overhead (OpenAI: 3 per message, the role's tokens, the
             name's tokens + 1, tool calls, images).
-        vector: Regression features, `N_FEATURES` long: ``(1.0, text, code,
-            cjk, other, digits, image)``; ``text..digits`` are the message's
+        vector: Regression features, `N_FEATURES` long: ``(1.0, *classes,
+            image)`` in `CONTENT_CLASSES` order; the classes are the message's
             local content tokens (content, name, tool-call names and
             arguments) split by class, ``image`` its local image tokens. So
             ``local`` is its overhead plus about ``sum(vector[1:])``.

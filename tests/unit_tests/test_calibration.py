@@ -26,11 +26,17 @@ def _x(
     text: float = 0.0,
     code: float = 0.0,
     cjk: float = 0.0,
+    european: float = 0.0,
+    arabic: float = 0.0,
+    indic: float = 0.0,
     other: float = 0.0,
     digits: float = 0.0,
     image: float = 0.0,
 ) -> tuple[float, ...]:
-    return (framing, tools, schema, messages, text, code, cjk, other, digits, image)
+    return (
+        framing, tools, schema, messages, text, code, cjk,
+        european, arabic, indic, other, digits, image,
+    )  # fmt: skip
 
 
 class _Truth:
@@ -165,7 +171,9 @@ class TestCalibrator:
     @given(
         st.lists(
             st.tuples(
-                st.lists(st.floats(0, 5000), min_size=10, max_size=10),
+                st.lists(
+                    st.floats(0, 5000), min_size=N_COEFFICIENTS, max_size=N_COEFFICIENTS
+                ),
                 st.floats(-5000, 5000),
             ),
             min_size=1,

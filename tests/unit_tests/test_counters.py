@@ -727,7 +727,7 @@ class TestImages:
             [image_message(png_url(4096, 4096), "low"), HumanMessage("What is this?")]
         )
         assert low.local - text.local == LOW_DETAIL_IMAGE_TOKENS
-        assert low.vector[6] == 85.0
+        assert low.vector[-1] == 85.0
 
     def test_png_size_from_header(self):
         """The size of inline PNG data is read from its header."""

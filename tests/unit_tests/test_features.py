@@ -76,7 +76,7 @@ def reference_class(ch: str) -> int:  # noqa: PLR0911 - one return per class
     o = ord(ch)
     if o < 128:
         if ch.isdigit():
-            return 4
+            return 7
         if ch.isalpha() or ch in " \t\n\r\x0b\x0c":
             return 0
         return 1
@@ -88,12 +88,24 @@ def reference_class(ch: str) -> int:  # noqa: PLR0911 - one return per class
     if any(lo <= o <= hi for lo, hi in cjk_ranges):
         return 2
     if unicodedata.category(ch) == "Nd":
-        return 4
+        return 7
     latin = (0xC0 <= o <= 0x24F and o not in (0xD7, 0xF7)) or 0x1E00 <= o <= 0x1EFF
     spaces = (0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F)
     if latin or o in spaces or 0x2000 <= o <= 0x200A:
         return 0
-    return 3
+    european = [
+        (0x0370, 0x052F), (0x0530, 0x058F), (0x10A0, 0x10FF), (0x1C80, 0x1C8F),
+        (0x1F00, 0x1FFF), (0x2DE0, 0x2DFF), (0xA640, 0xA69F),
+    ]  # fmt: skip
+    if any(lo <= o <= hi for lo, hi in european):
+        return 3
+    arabic = [(0x0590, 0x07BF), (0x0860, 0x08FF), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF)]
+    if any(lo <= o <= hi for lo, hi in arabic):
+        return 4
+    indic = [(0x0900, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0xA8E0, 0xA8FF)]
+    if any(lo <= o <= hi for lo, hi in indic):
+        return 5
+    return 6
 
 
 class TestClassChars:
@@ -102,29 +114,31 @@ class TestClassChars:
     @pytest.mark.parametrize(
         ("text", "expected"),
         [
-            pytest.param("Hello world", (11, 0, 0, 0, 0), id="english"),
-            pytest.param('{"a": [1, 2]}', (3, 8, 0, 0, 2), id="json"),
-            pytest.param("x = f(y) + 2\n", (8, 4, 0, 0, 1), id="code"),
-            pytest.param("你好世界", (0, 0, 4, 0, 0), id="chinese"),
+            pytest.param("Hello world", (11, 0, 0, 0, 0, 0, 0, 0), id="english"),
+            pytest.param('{"a": [1, 2]}', (3, 8, 0, 0, 0, 0, 0, 2), id="json"),
+            pytest.param("x = f(y) + 2\n", (8, 4, 0, 0, 0, 0, 0, 1), id="code"),
+            pytest.param("你好世界", (0, 0, 4, 0, 0, 0, 0, 0), id="chinese"),
             pytest.param(
                 "こんにちは　カタカナ",
-                (0, 0, 10, 0, 0),
+                (0, 0, 10, 0, 0, 0, 0, 0),
                 id="japanese-ideographic-space",
             ),
-            pytest.param("안녕하세요", (0, 0, 5, 0, 0), id="korean"),
-            pytest.param("ＡＢＣ１２", (0, 0, 5, 0, 0), id="fullwidth"),
-            pytest.param("Привет мир", (1, 0, 0, 9, 0), id="russian"),
-            pytest.param("مرحبا", (0, 0, 0, 5, 0), id="arabic"),
-            pytest.param("नमस्ते", (0, 0, 0, 6, 0), id="hindi"),
-            pytest.param("Γειά σου", (1, 0, 0, 7, 0), id="greek"),
-            pytest.param("สวัสดี", (0, 0, 0, 6, 0), id="thai"),
-            pytest.param("😀🎉", (0, 0, 0, 2, 0), id="emoji"),
-            pytest.param("café naïve Ærø", (14, 0, 0, 0, 0), id="latin-diacritics"),
-            pytest.param("Tiếng Việt", (10, 0, 0, 0, 0), id="vietnamese"),
-            pytest.param("a\u00a0b", (3, 0, 0, 0, 0), id="nbsp"),
-            pytest.param("٣٤ ۵", (1, 0, 0, 0, 3), id="arabic-indic-digits"),
-            pytest.param("× ÷ ©", (2, 0, 0, 3, 0), id="latin1-symbols"),
-            pytest.param("", (0, 0, 0, 0, 0), id="empty"),
+            pytest.param("안녕하세요", (0, 0, 5, 0, 0, 0, 0, 0), id="korean"),
+            pytest.param("ＡＢＣ１２", (0, 0, 5, 0, 0, 0, 0, 0), id="fullwidth"),
+            pytest.param("Привет мир", (1, 0, 0, 9, 0, 0, 0, 0), id="russian"),
+            pytest.param("مرحبا", (0, 0, 0, 0, 5, 0, 0, 0), id="arabic"),
+            pytest.param("नमस्ते", (0, 0, 0, 0, 0, 6, 0, 0), id="hindi"),
+            pytest.param("Γειά σου", (1, 0, 0, 7, 0, 0, 0, 0), id="greek"),
+            pytest.param("สวัสดี", (0, 0, 0, 0, 0, 6, 0, 0), id="thai"),
+            pytest.param("😀🎉", (0, 0, 0, 0, 0, 0, 2, 0), id="emoji"),
+            pytest.param(
+                "café naïve Ærø", (14, 0, 0, 0, 0, 0, 0, 0), id="latin-diacritics"
+            ),
+            pytest.param("Tiếng Việt", (10, 0, 0, 0, 0, 0, 0, 0), id="vietnamese"),
+            pytest.param("a\u00a0b", (3, 0, 0, 0, 0, 0, 0, 0), id="nbsp"),
+            pytest.param("٣٤ ۵", (1, 0, 0, 0, 0, 0, 0, 3), id="arabic-indic-digits"),
+            pytest.param("× ÷ ©", (2, 0, 0, 0, 0, 0, 3, 0), id="latin1-symbols"),
+            pytest.param("", (0, 0, 0, 0, 0, 0, 0, 0), id="empty"),
         ],
     )
     def test_samples(self, text, expected):
@@ -134,17 +148,17 @@ class TestClassChars:
     @given(st.text())
     def test_matches_reference_classifier(self, text):
         """The fast path agrees with a per-character reference on any text."""
-        expected = [0] * 5
+        expected = [0] * len(CONTENT_CLASSES)
         for ch in text:
             expected[reference_class(ch)] += 1
         assert class_chars(text) == tuple(expected)
 
     @given(st.text(alphabet=st.characters(max_codepoint=127)))
     def test_ascii_counts_sum_to_length(self, text):
-        """ASCII text has no cjk or other characters and sums to its length."""
+        """ASCII text has only text, code and digits, and sums to its length."""
         counts = class_chars(text)
         assert sum(counts) == len(text)
-        assert counts[2] == counts[3] == 0
+        assert not any(counts[2:7])
 
 
 class TestSplitTokens:
@@ -152,12 +166,12 @@ class TestSplitTokens:
 
     def test_proportional_to_expected_tokens(self):
         """Shares follow chars / CPT of each class."""
-        chars = (52, 20, 0, 0, 0)  # 10 expected text tokens, 10 expected code tokens
-        assert split_tokens(30, chars) == pytest.approx((15, 15, 0, 0, 0))
+        chars = (52, 20, 0, 0, 0, 0, 0, 0)  # 10 text and 10 code tokens expected
+        assert split_tokens(30, chars) == pytest.approx((15, 15, 0, 0, 0, 0, 0, 0))
 
     def test_no_characters_puts_tokens_in_text(self):
         """A count with no characters to weigh goes to the text class."""
-        assert split_tokens(4, (0, 0, 0, 0, 0)) == (4.0, 0.0, 0.0, 0.0, 0.0)
+        assert split_tokens(4, (0,) * 8) == (4.0, *(0.0,) * 7)
 
     @pytest.mark.parametrize("name", sorted(SAMPLES))
     def test_sample_sums_to_tokens(self, name):
@@ -168,7 +182,7 @@ class TestSplitTokens:
 
     @given(
         tokens=st.integers(0, 10**6),
-        chars=st.tuples(*[st.integers(0, 10**6)] * 5),
+        chars=st.tuples(*[st.integers(0, 10**6)] * len(CONTENT_CLASSES)),
     )
     def test_non_negative_and_sums_to_tokens(self, tokens, chars):
         """Shares are never negative and always sum to the count."""
@@ -183,11 +197,11 @@ class TestApproxTokens:
 
     def test_empty_is_zero(self):
         """No characters, no tokens."""
-        assert approx_tokens((0, 0, 0, 0, 0)) == 0.0
+        assert approx_tokens((0,) * 8) == 0.0
 
     def test_is_chars_over_cpt(self):
         """The estimate is the sum of chars / CPT."""
-        chars = (10, 4, 5, 6, 7)
+        chars = (10, 4, 5, 6, 7, 8, 9, 3)
         assert approx_tokens(chars) == pytest.approx(
             sum(c / p for c, p in zip(chars, CHARS_PER_TOKEN, strict=True))
         )
@@ -220,7 +234,7 @@ class TestRecords:
     def test_n_features_matches_vector(self):
         """A message's vector is N_FEATURES long and starts with the intercept."""
         (features,) = local_counter("gpt-4o").message_features([HumanMessage("hi 42")])
-        assert len(features.vector) == N_FEATURES == 7
+        assert len(features.vector) == N_FEATURES == 10
         assert features.vector[0] == 1.0
 
     def test_records_are_frozen(self):

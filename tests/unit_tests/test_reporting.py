@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -15,12 +17,15 @@ from langchain_tokencal.testing import FakeUsageChatModel
 
 @pytest.fixture
 def handler() -> TokenCalibrationHandler:
+    """A handler that raises its own bugs."""
     h = TokenCalibrationHandler()
     h.raise_error = True
     return h
 
 
-def _talk(handler: TokenCalibrationHandler, llm: FakeUsageChatModel, turns: int) -> None:
+def _talk(
+    handler: TokenCalibrationHandler, llm: FakeUsageChatModel, turns: int
+) -> None:
     history: list = []
     for i in range(turns):
         history.append(HumanMessage(f"Question {i}: what is {i} squared, and why?"))
@@ -50,8 +55,6 @@ class TestStatsFrame:
         self, handler: TokenCalibrationHandler, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Without pandas the error names the extra to install."""
-        import builtins
-
         real_import = builtins.__import__
 
         def fake_import(name: str, *args: object, **kwargs: object) -> object:
@@ -106,7 +109,9 @@ class TestHealth:
         assert "stream_usage" in issue.message
         assert any("no usage" in r.getMessage() for r in caplog.records)
 
-    def test_calibrated_model_is_healthy(self, handler: TokenCalibrationHandler) -> None:
+    def test_calibrated_model_is_healthy(
+        self, handler: TokenCalibrationHandler
+    ) -> None:
         """A model learned over a conversation raises no warning."""
         _talk(handler, FakeUsageChatModel(model="fake-a"), 8)
         report = handler.health(log=False)
@@ -116,8 +121,6 @@ class TestHealth:
         """Recent error well above the overall error is a warning."""
         _talk(handler, FakeUsageChatModel(model="fake-a"), 3)
         stats = handler.stats()["fake-a"]
-        from dataclasses import replace
-
         drifted = replace(stats, calibrated_error=0.01, recent_error=0.08)
         report = check_health({"fake-a": drifted}, log=False)
         assert [i.check for i in report.issues] == ["rising_error"]
