@@ -1,0 +1,1 @@
+"""Speed benchmark of langchain-tokencal: ``python -m benchmarks.speed [--quick]``."""
