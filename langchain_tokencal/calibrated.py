@@ -22,9 +22,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_tokencal._usage_providers import canonical, canonical_label
 from langchain_tokencal.cache import CacheStats
@@ -38,7 +38,7 @@ from langchain_tokencal.counters import (
 )
 from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.features import N_FEATURES, MessageFeatures, ToolFeatures
-from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
+from langchain_tokencal.ledger import Ledger, LedgerStats
 from langchain_tokencal.usage import SUPPORTED_PROVIDERS, TokenUsage
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ __all__ = [
     "CalibratedCounter",
     "ModelStats",
     "Observation",
+    "ReplyParts",
     "Source",
     "TokenEstimate",
     "create_counter",
@@ -155,7 +156,18 @@ class Observation:
     messages: Sequence[BaseMessage]
     tools: Sequence[Any] | None
     usage: TokenUsage
-    reply: BaseMessage | None = None
+    reply: "BaseMessage | ReplyParts | None" = None
+
+
+class ReplyParts(NamedTuple):
+    """What a reply adds to the next prompt, copied out of a model's result."""
+
+    content: str | list[Any]
+    tool_calls: list[Any]
+
+    def message(self) -> AIMessage:
+        """The reply as the message the next prompt will hold."""
+        return AIMessage(content=self.content, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +336,10 @@ class CalibratedCounter:
         )
         self._lock = threading.RLock()
         self._inbox: deque[Observation] = deque()
-        self._cost_cache: dict[int, float] = {}
+        # Per-digest costs for counting: (learned cost, True) from the ledger or
+        # (calibrated estimate, False). Cleared whenever anything is learned.
+        self._costs: dict[int, tuple[float, bool]] = {}
+        self._costs_at = 0.0
         self._residuals: deque[float] = deque(
             maxlen=min(self.config.max_points, _RESIDUAL_WINDOW)
         )
@@ -334,6 +349,7 @@ class CalibratedCounter:
         # Reply costs taken from completion tokens (digests), and the learned
         # correction of those costs (see _learn_reply_bias).
         self._replies: set[int] = set()
+        self._reply_digests: dict[int, int] = {}
         self._reply_adjust = 0.0
         self._leftovers: deque[float] = deque(maxlen=_REPLY_WINDOW)
         # Start pessimistic: 10% error until reports say otherwise.
@@ -357,7 +373,33 @@ class CalibratedCounter:
         self, messages: Sequence[BaseMessage], tools: Sequence[Any] | None = None
     ) -> int:
         """Count the prompt tokens of ``messages`` (with ``tools`` bound)."""
-        return self.estimate(messages, tools).tokens
+        return self.count(messages, tools)
+
+    def count(self, messages: Sequence[Any], tools: Sequence[Any] | None = None) -> int:
+        """The estimate's ``tokens`` alone, without the interval's work."""
+        feats, tools_f = self._prepare(messages, tools)
+        with self._lock:
+            self._expire_costs()
+            known, unknown, *_ = self._split(feats, tools_f)
+        return round(known + unknown)
+
+    def _prepare(
+        self, messages: Sequence[Any], tools: Sequence[Any] | None
+    ) -> tuple[list[MessageFeatures], ToolFeatures]:
+        msgs = as_messages(messages)
+        if self._inbox:
+            self.flush()
+        return self.local.message_features(msgs), self.local.tool_features(tools)
+
+    def _expire_costs(self) -> None:
+        ttl = self.config.cache_ttl
+        if ttl is not None:
+            # Memoized learned costs outlive the ledger's TTL by at most a
+            # quarter of it.
+            now = self._clock()
+            if now - self._costs_at > ttl / 4:
+                self._costs.clear()
+                self._costs_at = now
 
     def estimate(
         self, messages: Sequence[Any], tools: Sequence[Any] | None = None
@@ -368,25 +410,30 @@ class CalibratedCounter:
             messages: The prompt: messages or LangChain message-like inputs.
             tools: Tools bound to the model, in any form LangChain accepts.
         """
-        msgs = as_messages(messages)
-        if self._inbox:
-            self.flush()
-        feats = self.local.message_features(msgs)
-        tools_f = self.local.tool_features(tools)
+        feats, tools_f = self._prepare(messages, tools)
         with self._lock:
+            self._expire_costs()
             return self._estimate(feats, tools_f)
 
     def _calibrated_cost(self, f: MessageFeatures) -> float:
-        cost = self._cost_cache.get(f.digest)
-        if cost is None:
-            coef = self._calibrator.coefficients
-            v = f.vector
-            cost = f.local + sum(coef[3 + i] * v[i] for i in range(N_FEATURES))
-            cost = max(cost, 1.0)
-            if len(self._cost_cache) >= self.config.cache_size:
-                self._cost_cache.clear()
-            self._cost_cache[f.digest] = cost
-        return cost
+        coef = self._calibrator.coefficients
+        v = f.vector
+        return max(f.local + sum(coef[3 + i] * v[i] for i in range(N_FEATURES)), 1.0)
+
+    def _cost(self, f: MessageFeatures) -> tuple[float, bool]:
+        """A message's cost and whether it was learned (memoized per digest)."""
+        entry = self._costs.get(f.digest)
+        if entry is None:
+            learned = self._ledger.message_cost(f.digest)
+            entry = (
+                (learned, True)
+                if learned is not None
+                else (self._calibrated_cost(f), False)
+            )
+            if len(self._costs) >= self.config.cache_size:
+                self._costs.clear()
+            self._costs[f.digest] = entry
+        return entry
 
     def _base(self, tools_f: ToolFeatures, *, learned: bool) -> tuple[float, bool]:
         """Fixed cost of a prompt beyond its messages, and whether it is known.
@@ -406,32 +453,31 @@ class CalibratedCounter:
 
     def _split(
         self, feats: Sequence[MessageFeatures], tools_f: ToolFeatures
-    ) -> tuple[float, float, int, bool, list[int]]:
-        """(known tokens, estimated tokens, known messages, exact, hashes)."""
-        hashes = prefix_hashes(tools_f.fingerprint, [f.digest for f in feats])
-        anchor = self._ledger.longest_prefix(hashes) if hashes else None
+    ) -> tuple[float, float, int, bool, tuple[int, int] | None]:
+        """(known tokens, estimated tokens, known messages, exact, anchor)."""
+        anchor = self._ledger.anchor(tools_f.fingerprint, [f.digest for f in feats])
         if anchor is not None and anchor[0] == len(feats):
-            return float(anchor[1]), 0.0, len(feats), True, hashes
+            return float(anchor[1]), 0.0, len(feats), True, anchor
         known = unknown = 0.0
         known_msgs = start = 0
         if anchor is not None:
             start, tokens = anchor
             known, known_msgs = float(tokens), start
-        cost_of = self._ledger.message_cost
-        for f in feats[start:]:
-            cost = cost_of(f.digest)
-            if cost is None:
-                unknown += self._calibrated_cost(f)
-            else:
+        cost_of = self._cost
+        for f in feats[start:] if start else feats:
+            cost, learned = cost_of(f)
+            if learned:
                 known += cost
                 known_msgs += 1
+            else:
+                unknown += cost
         if anchor is None:
             base, base_known = self._base(tools_f, learned=known_msgs > 0)
             if base_known:
                 known += base
             else:
                 unknown += base
-        return known, unknown, known_msgs, False, hashes
+        return known, unknown, known_msgs, False, anchor
 
     def _interval(self) -> tuple[float, float]:
         if len(self._residuals) < self.config.min_points:
@@ -550,6 +596,13 @@ class CalibratedCounter:
         return reason
 
     def _learn(self, obs: Observation) -> str | None:
+        try:
+            return self._learn_one(obs)
+        finally:
+            # Learned costs and coefficients may have changed.
+            self._costs.clear()
+
+    def _learn_one(self, obs: Observation) -> str | None:
         usage = obs.usage
         self._last_usage = usage
         reported = usage.input_tokens
@@ -560,7 +613,7 @@ class CalibratedCounter:
         local_total = self.local.framing + tools_f.local + sum(f.local for f in feats)
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
             return self._reject("implausible ratio")
-        known, unknown, _, exact, hashes = self._split(feats, tools_f)
+        known, unknown, _, exact, anchor = self._split(feats, tools_f)
         predicted = known + unknown
         cal_error = (predicted - reported) / reported
         self._errors.append(((local_total - reported) / reported, cal_error))
@@ -578,7 +631,6 @@ class CalibratedCounter:
             self._repeats += 1
             self._learn_reply(obs, usage)
             return None
-        anchor = self._ledger.longest_prefix(hashes) if hashes else None
         start = anchor[0] if anchor else 0
         new = feats[start:]
         has_images = any(f.vector[N_FEATURES - 1] for f in new)
@@ -589,9 +641,7 @@ class CalibratedCounter:
         else:
             self._fit(new, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)
-        self._ledger.record_prompt(
-            hashes[-1] if hashes else tools_f.fingerprint, reported
-        )
+        self._ledger.record(tools_f.fingerprint, [f.digest for f in feats], reported)
         self._learn_reply(obs, usage)
         return None
 
@@ -619,7 +669,6 @@ class CalibratedCounter:
             for i in range(N_FEATURES):
                 x[3 + i] += v[i]
         self._calibrator.add(x, target - local, local)
-        self._cost_cache.clear()
 
     def _allocate(
         self,
@@ -680,9 +729,24 @@ class CalibratedCounter:
         self._reply_adjust = ordered[len(ordered) // 2]
 
     def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
-        if obs.reply is None or usage.output_tokens <= 0:
+        reply = obs.reply
+        if reply is None or usage.output_tokens <= 0:
             return
-        (f,) = self.local.message_features([obs.reply])
+        key = None
+        if isinstance(reply, ReplyParts):
+            if isinstance(reply.content, str) and not reply.tool_calls:
+                # A reply seen before (a repeated prompt, an LLM cache) is
+                # recognized from its text alone, without building a message.
+                key = hash(reply.content)
+                digest = self._reply_digests.get(key)
+                if digest is not None and self._ledger.message_cost(digest) is not None:
+                    return
+            reply = reply.message()
+        (f,) = self.local.message_features([reply])
+        if key is not None:
+            if len(self._reply_digests) >= _REPLIES_KEPT:
+                self._reply_digests.clear()
+            self._reply_digests[key] = f.digest
         if self._ledger.message_cost(f.digest) is not None:
             return
         visible = usage.output_tokens - usage.reasoning

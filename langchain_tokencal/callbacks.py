@@ -14,7 +14,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 from typing_extensions import override
@@ -25,6 +25,7 @@ from langchain_tokencal.calibrated import (
     CalibratedCounter,
     ModelStats,
     Observation,
+    ReplyParts,
     TokenEstimate,
 )
 from langchain_tokencal.config import CounterConfig
@@ -156,8 +157,11 @@ class _BoundCounter:
         self._conservative = conservative
 
     def __call__(self, messages: Sequence[BaseMessage]) -> int:
-        est = self._handler.estimate(messages, model=self._model, tools=self._tools)
-        return est.high if self._conservative else est.tokens
+        if self._conservative:
+            return self._handler.estimate(
+                messages, model=self._model, tools=self._tools
+            ).high
+        return self._handler.count_messages(messages, self._model, self._tools)
 
     def __repr__(self) -> str:
         kind = "conservative " if self._conservative else ""
@@ -212,7 +216,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self._lock = threading.Lock()
         self._counters: dict[str, CalibratedCounter] = {}
         self._aliases: dict[str, str] = {}
-        self._usage: dict[str, UsageMetadata] = {}
+        # Per model: the sums of _USAGE_FIELDS.
+        self._usage: dict[str, list[int]] = {}
         self._pending: TTLCache[UUID, _Pending] = TTLCache(
             self.config.pending_size,
             self.config.pending_ttl,
@@ -375,11 +380,14 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         if reason is not None or usage is None:
             counter.reject(reason or "no usage")
             return
-        reply = message if isinstance(message, BaseMessage) else None
-        if reply is not None:
-            # Keep a copy, not the result's own object: an LLM cache holds and
-            # later rewrites what it stored.
-            reply = AIMessage(content=reply.content, tool_calls=_tool_calls(reply))
+        reply = None
+        if isinstance(message, BaseMessage):
+            # Copy the parts, not the result's own object: an LLM cache holds and
+            # later rewrites what it stored. The message is built when learning.
+            content = message.content
+            if not isinstance(content, str):
+                content = [dict(b) if isinstance(b, dict) else b for b in content]
+            reply = ReplyParts(content, _tool_calls(message))
         counter.submit(Observation(pending.messages, pending.tools, usage, reply))
 
     @staticmethod
@@ -396,10 +404,22 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         return None
 
     def _bill(self, model: str, usage: TokenUsage) -> None:
-        meta = usage.to_usage_metadata()
+        # Plain integer sums under the lock: langchain-core's add_usage merges
+        # dicts recursively, which costs more than the rest of the hook.
+        extras = usage.extras
         with self._lock:
-            old = self._usage.get(model)
-            self._usage[model] = meta if old is None else add_usage(old, meta)
+            totals = self._usage.get(model)
+            if totals is None:
+                totals = self._usage[model] = [0] * len(_USAGE_FIELDS)
+            totals[0] += usage.input_tokens
+            totals[1] += usage.output_tokens
+            totals[2] += usage.total_tokens
+            totals[3] += usage.cache_read
+            totals[4] += usage.cache_creation
+            totals[5] += usage.reasoning
+            if extras:
+                totals[6] += extras.get("input_audio", 0)
+                totals[7] += extras.get("output_audio", 0)
 
     # -- counters ---------------------------------------------------------
 
@@ -469,7 +489,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             n = handler.count_messages([("user", "hi")], model="gpt-4o")
             ```
         """
-        return self.estimate(messages, model=model, tools=tools).tokens
+        return self._counter_for(self._resolve(model)).count(messages, tools)
 
     def estimate(
         self,
@@ -599,7 +619,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     def usage(self) -> dict[str, UsageMetadata]:
         """Aggregated usage per model; LLM-cache hits are billed as zero."""
         with self._lock:
-            return dict(self._usage)
+            snapshot = {model: tuple(totals) for model, totals in self._usage.items()}
+        return {model: _usage_metadata(totals) for model, totals in snapshot.items()}
 
     @property
     def models(self) -> list[str]:
@@ -638,6 +659,32 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     def _repr_html_(self) -> str:
         return stats_html(self.stats())
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read",
+    "cache_creation",
+    "reasoning",
+    "input_audio",
+    "output_audio",
+)
+
+
+def _usage_metadata(totals: Sequence[int]) -> UsageMetadata:
+    """LangChain's UsageMetadata from summed counts, details only when nonzero."""
+    meta = UsageMetadata(
+        input_tokens=totals[0], output_tokens=totals[1], total_tokens=totals[2]
+    )
+    inputs = {"cache_read": totals[3], "cache_creation": totals[4], "audio": totals[6]}
+    outputs = {"reasoning": totals[5], "audio": totals[7]}
+    if any(inputs.values()):
+        meta["input_token_details"] = {k: v for k, v in inputs.items() if v}  # type: ignore[typeddict-item]
+    if any(outputs.values()):
+        meta["output_token_details"] = {k: v for k, v in outputs.items() if v}  # type: ignore[typeddict-item]
+    return meta
 
 
 def _tool_calls(message: BaseMessage) -> list[Any]:

@@ -18,6 +18,7 @@ never prompt text:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,10 @@ _MUL = 0x9E3779B97F4A7C15
 _SEED = 0xBF58476D1CE4E5B9
 # Weight of a new observation in the moving average of a tool set's base cost.
 _BASE_ALPHA = 0.3
+
+
+def _pair(tool_fingerprint: int, digest: int) -> int:
+    return (((tool_fingerprint ^ _SEED) * _MUL) ^ digest) & _MASK
 
 
 def prefix_hashes(tool_fingerprint: int, digests: Sequence[int]) -> list[int]:
@@ -114,6 +119,35 @@ class Ledger:
         self.prompts: TTLCache[int, int] = TTLCache(max_size, ttl, **kwargs)
         self.messages: TTLCache[int, float] = TTLCache(max_size, ttl, **kwargs)
         self.bases: TTLCache[int, float] = TTLCache(min(max_size, 4096), ttl, **kwargs)
+        # Filters over recorded prompts, so that a list that cannot extend any
+        # of them (a trimmed suffix, a new conversation) costs no hashing: the
+        # (tool set, first message) pairs they start with and the digests they
+        # end with. Bounded oldest-first; a dropped entry only stops anchoring
+        # on prompts that old.
+        self._firsts: dict[int, None] = {}
+        self._ends: dict[int, None] = {}
+        self._filter_size = 2 * max_size
+
+    def anchor(
+        self, tool_fingerprint: int, digests: Sequence[int]
+    ) -> tuple[int, int] | None:
+        """The longest reported prefix of a prompt: ``(messages, tokens)``.
+
+        Like `longest_prefix`, but hashes only what could match.
+        """
+        if not digests or _pair(tool_fingerprint, digests[0]) not in self._firsts:
+            return None
+        ends = self._ends
+        candidates = [i for i in range(len(digests) - 1, -1, -1) if digests[i] in ends]
+        if not candidates:
+            return None
+        hashes = prefix_hashes(tool_fingerprint, digests[: candidates[0] + 1])
+        get = self.prompts.get
+        for i in candidates:
+            tokens = get(hashes[i])
+            if tokens is not None:
+                return i + 1, tokens
+        return None
 
     def longest_prefix(self, hashes: Sequence[int]) -> tuple[int, int] | None:
         """The longest reported prefix: ``(number of messages, tokens)``.
@@ -129,8 +163,30 @@ class Ledger:
         return None
 
     def record_prompt(self, prompt_hash: int, tokens: int) -> None:
-        """Remember the reported input tokens of a whole prompt."""
+        """Remember the reported input tokens of a whole prompt, by its hash.
+
+        `record` also feeds the filters `anchor` relies on; use it for prompts
+        that `anchor` should find.
+        """
         self.prompts.put(prompt_hash, tokens)
+
+    def record(self, tool_fingerprint: int, digests: Sequence[int], tokens: int) -> int:
+        """Remember a whole prompt's reported input tokens; return its hash."""
+        if not digests:
+            self.record_prompt(tool_fingerprint, tokens)
+            return tool_fingerprint
+        prompt_hash = prefix_hashes(tool_fingerprint, digests)[-1]
+        self.prompts.put(prompt_hash, tokens)
+        for filt, key in (
+            (self._firsts, _pair(tool_fingerprint, digests[0])),
+            (self._ends, digests[-1]),
+        ):
+            filt.pop(key, None)
+            filt[key] = None
+            if len(filt) > self._filter_size:
+                for old in list(itertools.islice(filt, len(filt) // 4)):
+                    del filt[old]
+        return prompt_hash
 
     def message_cost(self, digest: int) -> float | None:
         """The learned cost of a message, if known (no statistics touched)."""
