@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -37,8 +37,9 @@ from langchain_tokencal.counters import (
     local_counter,
 )
 from langchain_tokencal.errors import UnknownProviderError
+from langchain_tokencal.events import LearnEvent
 from langchain_tokencal.features import N_FEATURES, MessageFeatures, ToolFeatures
-from langchain_tokencal.ledger import Ledger, LedgerStats
+from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
 from langchain_tokencal.usage import SUPPORTED_PROVIDERS, TokenUsage
 
 logger = logging.getLogger(__name__)
@@ -345,6 +346,9 @@ class CalibratedCounter:
         )
         self._errors: deque[tuple[float, float]] = deque(maxlen=self.config.max_points)
         self._rejected: dict[str, int] = {}
+        # Events learned here and not yet handed to a store; see take_events.
+        self._outbox: list[LearnEvent] = []
+        self.origin = ""
         self._repeats = 0
         # Reply costs taken from completion tokens (digests), and the learned
         # correction of those costs (see _learn_reply_bias).
@@ -592,8 +596,80 @@ class CalibratedCounter:
             self._reject(reason)
 
     def _reject(self, reason: str) -> str:
-        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self._record("reject", (reason,))
         return reason
+
+    # -- events -----------------------------------------------------------
+
+    def _record(self, kind: str, values: tuple[Any, ...]) -> None:
+        """Apply something learned here, and keep it as an event to persist."""
+        self._apply(kind, values)
+        self._outbox.append(
+            LearnEvent(self.model, kind, values, self.origin, time.time())
+        )
+
+    def take_events(self) -> list[LearnEvent]:
+        """Hand over the events learned since the last call (for a store)."""
+        with self._lock:
+            events, self._outbox = self._outbox, []
+        return events
+
+    def replay(self, events: Iterable[LearnEvent]) -> int:
+        """Apply events learned elsewhere (another process, a saved file).
+
+        Replayed events are not handed out again by `take_events`. Events of
+        unknown kind or with malformed values are skipped with a warning.
+
+        Returns:
+            How many events were applied.
+        """
+        applied = 0
+        with self._lock:
+            self._drain()
+            for event in events:
+                try:
+                    self._apply(event.kind, event.values)
+                except (ValueError, TypeError, IndexError, KeyError):
+                    logger.warning(
+                        "skipped a malformed %s event for %s", event.kind, self.model
+                    )
+                    continue
+                applied += 1
+            self._costs.clear()
+        return applied
+
+    def _apply(self, kind: str, v: tuple[Any, ...]) -> None:  # noqa: C901 - one branch per kind
+        """Change the state by one learned fact (shared by learning and replay)."""
+        if kind == "fit":
+            n = len(COEFFICIENT_NAMES)
+            self._calibrator.add(v[:n], float(v[n]), float(v[n + 1]))
+        elif kind == "prompt":
+            self._ledger.insert(int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4]))
+        elif kind == "message":
+            self._ledger.set_message_cost(int(v[0]), float(v[1]))
+            if v[2]:
+                if len(self._replies) >= _REPLIES_KEPT:
+                    self._replies.clear()
+                self._replies.add(int(v[0]))
+        elif kind == "base":
+            self._ledger.bases.put(int(v[0]), float(v[1]))
+        elif kind == "residual":
+            self._residuals.append(float(v[0]))
+        elif kind == "error":
+            self._errors.append((float(v[0]), float(v[1])))
+            self._error_ema += _EMA_ALPHA * (abs(float(v[1])) - self._error_ema)
+        elif kind == "reply":
+            self._leftovers.append(float(v[0]))
+            ordered = sorted(self._leftovers)
+            self._reply_adjust = ordered[len(ordered) // 2]
+        elif kind == "reject":
+            reason = str(v[0])
+            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        elif kind == "meta":
+            pass  # read by the handler when it creates the counter
+        else:
+            msg = f"unknown event kind {kind!r}"
+            raise ValueError(msg)
 
     def _learn(self, obs: Observation) -> str | None:
         try:
@@ -616,17 +692,15 @@ class CalibratedCounter:
         known, unknown, _, exact, anchor = self._split(feats, tools_f)
         predicted = known + unknown
         cal_error = (predicted - reported) / reported
-        self._errors.append(((local_total - reported) / reported, cal_error))
-        self._error_ema += _EMA_ALPHA * (abs(cal_error) - self._error_ema)
+        self._record("error", ((local_total - reported) / reported, cal_error))
         # A prediction made before any report measures the prior, not the
         # calibration: it would widen every later interval for nothing.
         if self._calibrator.points:
             # Relative to the unknown part plus a floor: the known part (reply
             # costs from completion tokens, derived message costs) errs a little
             # too, and a tiny unknown part must not blow the ratio up.
-            self._residuals.append(
-                (reported - known - unknown) / (unknown + _RESIDUAL_FLOOR)
-            )
+            residual = (reported - known - unknown) / (unknown + _RESIDUAL_FLOOR)
+            self._record("residual", (residual,))
         if exact:
             self._repeats += 1
             self._learn_reply(obs, usage)
@@ -641,7 +715,15 @@ class CalibratedCounter:
         else:
             self._fit(new, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)
-        self._ledger.record(tools_f.fingerprint, [f.digest for f in feats], reported)
+        digests = [f.digest for f in feats]
+        if digests:
+            prompt_hash = prefix_hashes(tools_f.fingerprint, digests)[-1]
+            self._record(
+                "prompt",
+                (tools_f.fingerprint, digests[0], digests[-1], prompt_hash, reported),
+            )
+        else:
+            self._ledger.record(tools_f.fingerprint, digests, reported)
         self._learn_reply(obs, usage)
         return None
 
@@ -668,7 +750,7 @@ class CalibratedCounter:
             v = f.vector
             for i in range(N_FEATURES):
                 x[3 + i] += v[i]
-        self._calibrator.add(x, target - local, local)
+        self._record("fit", (*x, target - local, local))
 
     def _allocate(
         self,
@@ -700,7 +782,8 @@ class CalibratedCounter:
         if not unknown:
             if anchor is None:
                 # Every message was known: what is left is this tool set's base.
-                ledger.update_base(tools_f.fingerprint, remainder + base)
+                value = ledger.blended_base(tools_f.fingerprint, remainder + base)
+                self._record("base", (tools_f.fingerprint, value))
             return
         total = sum(c for _, c in unknown)
         # A remainder far from the calibrated total means the known costs are
@@ -708,11 +791,12 @@ class CalibratedCounter:
         if total <= 0 or not 0.5 * total <= remainder <= 2.0 * total:
             return
         for f, cost in unknown:
-            ledger.set_message_cost(f.digest, remainder * cost / total)
+            self._record("message", (f.digest, remainder * cost / total, 0))
         if anchor is None and not base_known:
             # The messages' costs were derived against this base: record it, so
             # a later prompt made of known messages adds up to what was reported.
-            ledger.update_base(tools_f.fingerprint, base)
+            value = ledger.blended_base(tools_f.fingerprint, base)
+            self._record("base", (tools_f.fingerprint, value))
 
     def _learn_reply_bias(self, error: float) -> None:
         """Move the reply-cost correction towards what the report implies.
@@ -724,9 +808,7 @@ class CalibratedCounter:
         new user message's estimate errs both ways (it is short: see the
         caller), so the median of recent leftovers is the reply's bias.
         """
-        self._leftovers.append(max(-_REPLY_CLIP, min(_REPLY_CLIP, error)))
-        ordered = sorted(self._leftovers)
-        self._reply_adjust = ordered[len(ordered) // 2]
+        self._record("reply", (max(-_REPLY_CLIP, min(_REPLY_CLIP, error)),))
 
     def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
         reply = obs.reply
@@ -754,10 +836,7 @@ class CalibratedCounter:
         coef = self._calibrator.coefficients
         overhead = f.local - content_local + coef[3] + self._reply_adjust
         if visible > 0:
-            self._ledger.set_message_cost(f.digest, max(visible + overhead, 1.0))
-            if len(self._replies) >= _REPLIES_KEPT:
-                self._replies.clear()
-            self._replies.add(f.digest)
+            self._record("message", (f.digest, max(visible + overhead, 1.0), 1))
 
     # -- reporting --------------------------------------------------------
 

@@ -176,17 +176,28 @@ class Ledger:
             self.record_prompt(tool_fingerprint, tokens)
             return tool_fingerprint
         prompt_hash = prefix_hashes(tool_fingerprint, digests)[-1]
+        self.insert(tool_fingerprint, digests[0], digests[-1], prompt_hash, tokens)
+        return prompt_hash
+
+    def insert(
+        self,
+        tool_fingerprint: int,
+        first: int,
+        last: int,
+        prompt_hash: int,
+        tokens: int,
+    ) -> None:
+        """Remember a prompt by its hash and the digests `anchor` filters on."""
         self.prompts.put(prompt_hash, tokens)
         for filt, key in (
-            (self._firsts, _pair(tool_fingerprint, digests[0])),
-            (self._ends, digests[-1]),
+            (self._firsts, _pair(tool_fingerprint, first)),
+            (self._ends, last),
         ):
             filt.pop(key, None)
             filt[key] = None
             if len(filt) > self._filter_size:
                 for old in list(itertools.islice(filt, len(filt) // 4)):
                     del filt[old]
-        return prompt_hash
 
     def message_cost(self, digest: int) -> float | None:
         """The learned cost of a message, if known (no statistics touched)."""
@@ -200,11 +211,14 @@ class Ledger:
         """The learned fixed cost of a prompt with this tool set, if known."""
         return self.bases.peek(tool_fingerprint)
 
+    def blended_base(self, tool_fingerprint: int, observed: float) -> float:
+        """The tool set's base cost after blending in an observed one."""
+        old = self.bases.peek(tool_fingerprint)
+        return observed if old is None else old + _BASE_ALPHA * (observed - old)
+
     def update_base(self, tool_fingerprint: int, observed: float) -> None:
         """Blend an observed base cost into the tool set's moving average."""
-        old = self.bases.peek(tool_fingerprint)
-        value = observed if old is None else old + _BASE_ALPHA * (observed - old)
-        self.bases.put(tool_fingerprint, value)
+        self.bases.put(tool_fingerprint, self.blended_base(tool_fingerprint, observed))
 
     def stats(self) -> LedgerStats:
         """Snapshot of the three maps' statistics."""
