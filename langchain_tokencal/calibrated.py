@@ -349,6 +349,8 @@ class CalibratedCounter:
         # Events learned here and not yet handed to a store; see take_events.
         self._outbox: list[LearnEvent] = []
         self.origin = ""
+        # Called (under the lock, with no I/O allowed) with newly learned events.
+        self.listener: Callable[[list[LearnEvent]], None] | None = None
         self._repeats = 0
         # Reply costs taken from completion tokens (digests), and the learned
         # correction of those costs (see _learn_reply_bias).
@@ -559,6 +561,12 @@ class CalibratedCounter:
             except Exception:  # a bad observation must not poison the queue
                 logger.exception("could not learn from a report for %s", self.model)
                 self._reject("internal error")
+        self._publish()
+
+    def _publish(self) -> None:
+        if self._outbox and self.listener is not None:
+            events, self._outbox = self._outbox, []
+            self.listener(events)
 
     def observe(
         self,
@@ -588,12 +596,15 @@ class CalibratedCounter:
         obs = Observation(as_messages(messages), tools, usage, reply)
         with self._lock:
             self._drain()
-            return self._learn(obs)
+            reason = self._learn(obs)
+            self._publish()
+            return reason
 
     def reject(self, reason: str) -> None:
         """Count a report that was not learned from, by reason."""
         with self._lock:
             self._reject(reason)
+            self._publish()
 
     def _reject(self, reason: str) -> str:
         self._record("reject", (reason,))

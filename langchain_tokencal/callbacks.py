@@ -5,12 +5,13 @@
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -30,15 +31,20 @@ from langchain_tokencal.calibrated import (
 )
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.events import LearnEvent, read_events, write_events
 from langchain_tokencal.reporting import (
     HealthReport,
     check_health,
     stats_frame,
     stats_html,
 )
+from langchain_tokencal.storage import MemoryStore, Store
+from langchain_tokencal.sync import StoreSync, open_or_defer
 from langchain_tokencal.usage import TokenUsage, parse_usage
 
 if TYPE_CHECKING:
+    import os
+
     import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -179,7 +185,23 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     Args:
         config: A `CounterConfig` or a mapping of its settings.
+        store: Where the calibration lives: ``None`` or ``"memory://"`` (this
+            process only, the default), ``"sqlite:///path/to/file.db"`` (survives
+            restarts; several processes may share the file),
+            ``"redis://host:port/db"`` (shared across processes and machines;
+            ``pip install 'langchain-tokencal[redis]'``), or a `Store`. What
+            is stored is numbers and hashes, never prompt text. The store's I/O
+            runs on a background thread; a store that is down degrades to
+            in-memory counting with one warning and is retried.
+        sync_interval: Seconds between background pushes to and pulls from
+            the store.
+        clock: Monotonic clock for the caches, injectable for tests.
         **settings: Individual `CounterConfig` settings over ``config``.
+
+    Raises:
+        StoreError: When ``store`` names a SQLite file that cannot be created
+            or opened (a store that is merely unreachable is retried instead).
+        ConfigError: On an unknown store scheme or an invalid setting.
 
     Example:
         ```python
@@ -203,10 +225,12 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self,
         *,
         config: CounterConfig | Mapping[str, Any] | None = None,
+        store: "str | Store | None" = None,
+        sync_interval: float = 2.0,
         clock: Callable[[], float] | None = None,
         **settings: Any,
     ) -> None:
-        """Create a handler that knows no model yet."""
+        """Create a handler (loading what ``store`` already holds)."""
         super().__init__()
         if isinstance(config, Mapping):
             config = CounterConfig.from_mapping(config)
@@ -223,15 +247,34 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             self.config.pending_ttl,
             **({} if clock is None else {"clock": clock}),
         )
+        self.origin = uuid4().hex
+        opened = open_or_defer(store)
+        shared = None if isinstance(opened, MemoryStore) and store is None else opened
+        self._sync = StoreSync(
+            shared, self.origin, self._replay, interval=sync_interval
+        )
+        # Load what the store holds now; if it is unreachable this logs one
+        # warning and the background thread retries.
+        self._sync.start()
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> "TokenCalibrationHandler":
         """Create a handler from settings read from YAML, TOML or JSON.
 
+        The mapping holds `CounterConfig` settings, plus ``store`` and
+        ``sync_interval`` for the handler itself.
+
         Raises:
             ConfigError: On an unknown key (listing the valid ones) or value.
         """
-        return cls(config=CounterConfig.from_mapping(mapping))
+        settings = dict(mapping)
+        store = settings.pop("store", None)
+        interval = settings.pop("sync_interval", 2.0)
+        return cls(
+            config=CounterConfig.from_mapping(settings),
+            store=store,
+            sync_interval=interval,
+        )
 
     def __repr__(self) -> str:
         """Models known and pending runs."""
@@ -420,6 +463,19 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             if extras:
                 totals[6] += extras.get("input_audio", 0)
                 totals[7] += extras.get("output_audio", 0)
+        self._sync.bill(
+            model,
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.total_tokens,
+                usage.cache_read,
+                usage.cache_creation,
+                usage.reasoning,
+                extras.get("input_audio", 0) if extras else 0,
+                extras.get("output_audio", 0) if extras else 0,
+            ),
+        )
 
     # -- counters ---------------------------------------------------------
 
@@ -447,7 +503,13 @@ class TokenCalibrationHandler(BaseCallbackHandler):
                     counter = CalibratedCounter(
                         model, provider, config=self.config, clock=self._clock
                     )
+                    counter.origin = self.origin
+                    counter.listener = self._sync.publish
                     self._counters[model] = counter
+                    meta = (counter.provider or "",)
+                    self._sync.publish(
+                        [LearnEvent(model, "meta", meta, self.origin, time.time())]
+                    )
         return counter
 
     def _resolve(self, model: str | None) -> str:
@@ -633,10 +695,78 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self._pending.purge_expired()
         return len(self._pending)
 
-    def flush(self) -> None:
-        """Learn from every queued report now."""
+    def flush(self) -> bool:
+        """Learn from every queued report now, and sync with the store.
+
+        Returns:
+            False when the store could not be reached (logged; retried later).
+        """
         for counter in list(self._counters.values()):
             counter.flush()
+        return self._sync.sync()
+
+    def close(self) -> None:
+        """Flush, then stop the store's background thread and close it."""
+        for counter in list(self._counters.values()):
+            counter.flush()
+        self._sync.close(flush=True)
+
+    def save(self, path: "str | os.PathLike[str]") -> int:
+        """Write this handler's calibration to a JSON-lines file.
+
+        The file holds what the counters learned (and replayed), as events:
+        numbers and hashes, never prompt text. It is written to a temporary
+        file first and moved into place, so a crash leaves the old file.
+
+        Returns:
+            The number of events written.
+
+        Example:
+            ```python
+            from langchain_tokencal import TokenCalibrationHandler
+
+            handler = TokenCalibrationHandler()
+            handler.save("calibration.jsonl")
+            restored = TokenCalibrationHandler.load("calibration.jsonl")
+            ```
+        """
+        for counter in list(self._counters.values()):
+            counter.flush()
+        events, _ = self._sync.journal.read()
+        return write_events(path, events)
+
+    @classmethod
+    def load(
+        cls, path: "str | os.PathLike[str]", **kwargs: Any
+    ) -> "TokenCalibrationHandler":
+        """Create a handler from a file written by `save`.
+
+        Args:
+            path: The file.
+            **kwargs: Arguments for the new handler (``store=``, settings...);
+                with a store, the loaded calibration is also written to it.
+
+        Raises:
+            EventError: If the file cannot be read or is not a calibration.
+        """
+        events = read_events(path)
+        handler = cls(**kwargs)
+        handler._sync.ingest(events, publish=handler._sync.store is not None)
+        return handler
+
+    def _replay(self, events: Sequence[LearnEvent]) -> None:
+        """Apply events from another process or a file to the counters."""
+        by_model: dict[str, list[LearnEvent]] = {}
+        providers: dict[str, str | None] = {}
+        for event in events:
+            if event.kind == "meta":
+                providers[event.model] = str(event.values[0]) if event.values else None
+            by_model.setdefault(event.model, []).append(event)
+        for model, batch in by_model.items():
+            counter = self._counters.get(model) or self._counter_for(
+                model, providers.get(model) or None
+            )
+            counter.replay(batch)
 
     def stats(self) -> dict[str, ModelStats]:
         """Per-model calibration statistics (frozen snapshots)."""

@@ -26,13 +26,34 @@ prompt text.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import tempfile
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 from langchain_tokencal.errors import TokenCalError
 
-__all__ = ["EVENT_KINDS", "EventError", "LearnEvent", "decode_event", "encode_event"]
+__all__ = [
+    "EVENT_KINDS",
+    "EventError",
+    "LearnEvent",
+    "decode_event",
+    "encode_event",
+    "read_events",
+    "write_events",
+]
+
+logger = logging.getLogger(__name__)
+
+# First line of a calibration file written by `write_events`.
+_FORMAT = "langchain-tokencal-calibration"
+_VERSION = 1
 
 EVENT_KINDS: Final = frozenset(
     {
@@ -123,3 +144,80 @@ def decode_event(line: str | bytes) -> LearnEvent:
             msg = f"non-finite event value {v!r}"
             raise EventError(msg)
     return LearnEvent(model, kind, tuple(values), origin, float(at))
+
+
+def write_events(path: str | os.PathLike[str], events: Iterable[LearnEvent]) -> int:
+    """Write events to a calibration file (JSON lines), atomically.
+
+    The file is written next to its destination and moved into place, so a
+    crash mid-write leaves the previous file intact.
+
+    Returns:
+        The number of events written.
+
+    Raises:
+        EventError: If the file cannot be written (the OS reason is given).
+    """
+    target = Path(path)
+    count = 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                header = {"format": _FORMAT, "version": _VERSION}
+                out.write(json.dumps(header) + "\n")
+                for event in events:
+                    out.write(encode_event(event) + "\n")
+                    count += 1
+            Path(tmp).replace(target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        msg = f"cannot write calibration file {str(target)!r}: {err.strerror or err}"
+        raise EventError(msg) from err
+    return count
+
+
+def read_events(path: str | os.PathLike[str]) -> list[LearnEvent]:
+    """Read a calibration file written by `write_events`.
+
+    Malformed lines are skipped with one warning that counts them.
+
+    Raises:
+        EventError: If the file is missing, unreadable, or not a calibration
+            file (its first line names the format).
+    """
+    source = Path(path)
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        msg = f"cannot read calibration file {str(source)!r}: {reason}"
+        raise EventError(msg) from err
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        msg = f"{str(source)!r} is not a langchain-tokencal calibration file"
+        raise EventError(msg)
+    if header.get("version") != _VERSION:
+        msg = (
+            f"{str(source)!r} is calibration format version {header.get('version')!r}; "
+            f"this version of langchain-tokencal reads version {_VERSION}"
+        )
+        raise EventError(msg)
+    events: list[LearnEvent] = []
+    bad = 0
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_event(line))
+        except EventError:
+            bad += 1
+    if bad:
+        logger.warning("skipped %d malformed line(s) in %s", bad, source)
+    return events

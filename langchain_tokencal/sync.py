@@ -1,0 +1,318 @@
+"""Replication between a handler's counters and a store, off the call path.
+
+Counters record what they learn as `LearnEvent` records. A `StoreSync` keeps
+them in a bounded in-memory journal (what `save` writes), queues them for the
+store, and replays what other processes appended. A background thread does
+the store's I/O, so no model call ever waits on it: while the store is slow or
+down, events wait in a bounded queue (the oldest dropped, and counted, past
+its bound), one warning is logged, and the thread retries with exponential
+backoff.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING
+
+from langchain_tokencal.storage import MemoryStore, Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from langchain_tokencal.events import LearnEvent
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StoreSync", "open_or_defer"]
+
+# Events queued for the store while it is unreachable; past this the oldest go.
+_QUEUE_LIMIT = 100_000
+# Events kept per model in the journal behind `save`.
+_JOURNAL_PER_MODEL = 20_000
+# Backoff between failed attempts, in seconds.
+_BACKOFF_START = 0.5
+_BACKOFF_MAX = 60.0
+# Usage fields per model (see events.py).
+_USAGE_FIELDS = 8
+
+
+class _DeferredStore:
+    """A store that could not be opened yet: each use tries to open it again."""
+
+    def __init__(self, target: str, url: str) -> None:
+        self._target = target
+        self.url = url
+        self._store: Store | None = None
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self._target)
+        return self._store
+
+    def append(self, events: Sequence[LearnEvent]) -> None:
+        self._open().append(events)
+
+    def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
+        return self._open().read(after)
+
+    def add_usage(self, model: str, totals: Sequence[int]) -> None:
+        self._open().add_usage(model, totals)
+
+    def usage(self) -> dict[str, list[int]]:
+        return self._open().usage()
+
+    def compact(self, keep: int) -> int:
+        return self._open().compact(keep)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def open_or_defer(target: str | Store | None) -> Store:
+    """Open a store; one that is unreachable now is opened on a later sync.
+
+    Raises:
+        ConfigError: On an unknown scheme.
+        StoreError: For a SQLite path that cannot be used (the user's path is
+            wrong, not a server down: fail loudly).
+    """
+    try:
+        return open_store(target)
+    except StoreError as err:
+        if not isinstance(target, str) or target.startswith("sqlite:"):
+            raise
+        # The first failed sync logs the one warning.
+        logger.debug("tokencal: store not opened yet: %s", err)
+        return _DeferredStore(target, _redact(target))
+
+
+def _redact(url: str) -> str:
+    """The URL without a password."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
+
+
+class StoreSync:
+    """Journals a handler's events and replicates them with a store.
+
+    Thread-safe. With no store (or ``memory://``) it only journals, and no
+    thread is started.
+
+    Args:
+        store: The shared store, or ``None`` for in-memory only.
+        origin: This handler's identity, written on its events.
+        apply: Called with events from other processes, grouped in order, to
+            replay them into counters.
+        interval: Seconds between background pushes and pulls.
+    """
+
+    def __init__(
+        self,
+        store: Store | None,
+        origin: str,
+        apply: Callable[[Sequence[LearnEvent]], None],
+        *,
+        interval: float = 2.0,
+    ) -> None:
+        """Prepare replication; `start` begins it."""
+        self.store = store
+        self.origin = origin
+        self.journal = MemoryStore(max_events=_JOURNAL_PER_MODEL)
+        self.dropped = 0
+        self._apply = apply
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._queue: deque[LearnEvent] = deque()
+        self._usage: dict[str, list[int]] = {}
+        self._cursor = ""
+        self._failing = False
+        self._backoff = _BACKOFF_START
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load what the store holds, then start the background thread.
+
+        Separate from construction so that the owner is fully built before any
+        event is replayed into it.
+        """
+        if self.store is None or self._thread is not None:
+            return
+        self.sync()
+        self._thread = threading.Thread(
+            target=_run, args=(weakref.ref(self),), name="tokencal-sync", daemon=True
+        )
+        self._thread.start()
+        _LIVE.add(self)
+
+    # -- from the handler ---------------------------------------------------
+
+    def publish(self, events: Sequence[LearnEvent]) -> None:
+        """Journal events learned here and queue them for the store. No I/O."""
+        if not events:
+            return
+        self.journal.append(events)
+        if self.store is None:
+            return
+        with self._lock:
+            self._queue.extend(events)
+            overflow = len(self._queue) - _QUEUE_LIMIT
+            for _ in range(max(overflow, 0)):
+                self._queue.popleft()
+                self.dropped += 1
+        self._wake.set()
+
+    def bill(self, model: str, totals: Sequence[int]) -> None:
+        """Queue a usage increment for the store. No I/O."""
+        if self.store is None:
+            return
+        with self._lock:
+            sums = self._usage.setdefault(model, [0] * _USAGE_FIELDS)
+            for i, value in enumerate(totals):
+                sums[i] += value
+
+    def sync(self) -> bool:
+        """Push queued events and usage, then pull and replay others' events.
+
+        Returns:
+            True when the store was reached (or there is none).
+        """
+        store = self.store
+        if store is None or self._closed:
+            return store is None
+        with self._io_lock:
+            try:
+                self._push(store)
+                self._pull(store)
+            except StoreError as err:
+                if not self._failing:
+                    logger.warning(
+                        "tokencal: store %s unreachable (%s); counting goes on in "
+                        "memory and the store is retried",
+                        store.url,
+                        err,
+                    )
+                self._failing = True
+                return False
+        if self._failing:
+            logger.info("tokencal: store %s reachable again", store.url)
+        self._failing = False
+        self._backoff = _BACKOFF_START
+        return True
+
+    def ingest(self, events: Iterable[LearnEvent], *, publish: bool) -> None:
+        """Replay events from elsewhere (a file), journal them, maybe publish."""
+        batch = list(events)
+        self._apply(batch)
+        if publish:
+            self.publish(batch)
+        else:
+            self.journal.append(batch)
+
+    def close(self, *, flush: bool = True) -> None:
+        """Stop the background thread, pushing what is queued first. Idempotent."""
+        if self._closed:
+            return
+        if flush:
+            self.sync()
+        self._closed = True
+        _LIVE.discard(self)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        if self.store is not None:
+            try:
+                self.store.close()
+            except StoreError:
+                logger.debug("tokencal: closing the store failed", exc_info=True)
+
+    # -- I/O ----------------------------------------------------------------
+
+    def _push(self, store: Store) -> None:
+        with self._lock:
+            batch = list(self._queue)
+            usage, self._usage = self._usage, {}
+        try:
+            if batch:
+                store.append(batch)
+            for model, totals in usage.items():
+                store.add_usage(model, totals)
+        except StoreError:
+            with self._lock:
+                # Put back what was not written, in front of anything newer.
+                self._queue.extendleft(reversed(batch))
+                for model, totals in usage.items():
+                    sums = self._usage.setdefault(model, [0] * _USAGE_FIELDS)
+                    for i, value in enumerate(totals):
+                        sums[i] += value
+            raise
+        with self._lock:
+            for _ in range(min(len(batch), len(self._queue))):
+                self._queue.popleft()
+
+    def _pull(self, store: Store) -> None:
+        events, cursor = store.read(self._cursor)
+        self._cursor = cursor
+        foreign = [e for e in events if e.origin != self.origin]
+        if foreign:
+            self._apply(foreign)
+            self.journal.append(foreign)
+
+    def _round(self) -> float:
+        """One background round; the seconds to wait before the next."""
+        if self.sync():
+            return self._interval
+        wait = self._backoff
+        self._backoff = min(self._backoff * 2.0, _BACKOFF_MAX)
+        return wait
+
+
+def _run(ref: weakref.ref[StoreSync]) -> None:
+    """Run the background thread.
+
+    It holds the sync only weakly between rounds, so a handler nobody
+    references is freed and its thread ends.
+    """
+    while True:
+        sync = ref()
+        if sync is None or sync._stop.is_set():  # noqa: SLF001 - the class's own thread
+            return
+        wake = sync._wake  # noqa: SLF001
+        try:
+            wait = sync._round()  # noqa: SLF001
+        except Exception:  # never let the thread die silently
+            logger.exception("tokencal: store sync failed")
+            wait = _BACKOFF_MAX
+        del sync
+        wake.wait(wait)
+        wake.clear()
+
+
+_LIVE: weakref.WeakSet[StoreSync] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Push what live handlers have queued before the interpreter exits."""
+    for sync in list(_LIVE):
+        _close_quietly(sync)
+
+
+def _close_quietly(sync: StoreSync) -> None:
+    try:
+        sync.close(flush=True)
+    except Exception:  # exiting: log and go on
+        logger.debug("tokencal: flush at exit failed", exc_info=True)
