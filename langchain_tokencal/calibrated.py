@@ -348,6 +348,7 @@ class CalibratedCounter:
         self._rejected: dict[str, int] = {}
         # Events learned here and not yet handed to a store; see take_events.
         self._outbox: list[LearnEvent] = []
+        self._unpublished_rejects: dict[str, int] = {}
         self.origin = ""
         # Called (under the lock, with no I/O allowed) with newly learned events.
         self.listener: Callable[[list[LearnEvent]], None] | None = None
@@ -564,6 +565,13 @@ class CalibratedCounter:
         self._publish()
 
     def _publish(self) -> None:
+        if self._unpublished_rejects:
+            now = time.time()
+            for reason, n in self._unpublished_rejects.items():
+                self._outbox.append(
+                    LearnEvent(self.model, "reject", (reason, n), self.origin, now)
+                )
+            self._unpublished_rejects.clear()
         if self._outbox and self.listener is not None:
             events, self._outbox = self._outbox, []
             self.listener(events)
@@ -604,10 +612,12 @@ class CalibratedCounter:
         """Count a report that was not learned from, by reason."""
         with self._lock:
             self._reject(reason)
-            self._publish()
 
     def _reject(self, reason: str) -> str:
-        self._record("reject", (reason,))
+        # Counted now, published as one event per reason at the next publish:
+        # a burst of failing calls must not grow the journal call by call.
+        self._rejected[reason] = self._rejected.get(reason, 0) + 1
+        self._unpublished_rejects[reason] = self._unpublished_rejects.get(reason, 0) + 1
         return reason
 
     # -- events -----------------------------------------------------------
@@ -622,6 +632,11 @@ class CalibratedCounter:
     def take_events(self) -> list[LearnEvent]:
         """Hand over the events learned since the last call (for a store)."""
         with self._lock:
+            listener, self.listener = self.listener, None
+            try:
+                self._publish()
+            finally:
+                self.listener = listener
             events, self._outbox = self._outbox, []
         return events
 
@@ -675,7 +690,8 @@ class CalibratedCounter:
             self._reply_adjust = ordered[len(ordered) // 2]
         elif kind == "reject":
             reason = str(v[0])
-            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+            n = int(v[1]) if len(v) > 1 else 1
+            self._rejected[reason] = self._rejected.get(reason, 0) + n
         elif kind == "meta":
             pass  # read by the handler when it creates the counter
         else:

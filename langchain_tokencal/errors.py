@@ -11,12 +11,17 @@ TokenCalError
  │    ├── UnknownModelError            a model name cannot be resolved
  │    └── UnknownProviderError         a provider name is not supported
  ├── UsageError (ValueError)           a usage payload cannot be trusted
- └── EncodingUnavailableError          a tiktoken encoding cannot be loaded
+ ├── EncodingUnavailableError          a tiktoken encoding cannot be loaded
+ ├── EventError (ValueError)           a stored event or calibration file is
+ │                                     malformed (`langchain_tokencal.events`)
+ └── StoreError (RuntimeError)         a calibration store cannot be used
+                                       (`langchain_tokencal.storage`)
 ```
 
 Callbacks never raise these into a model call: the handler logs and degrades.
 They reach users only from calls they make themselves (`create_counter`,
-`parse_usage(..., strict=True)`, `TokenCalibrationHandler.from_config`).
+`parse_usage(..., strict=True)`, `TokenCalibrationHandler.from_config`,
+`TokenCalibrationHandler.load`, a store URL that names an unusable file).
 """
 
 from __future__ import annotations

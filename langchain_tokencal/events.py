@@ -18,7 +18,7 @@ prompt text.
 | ``residual`` | relative residual of an estimate |
 | ``error`` | local and calibrated relative error of a prediction |
 | ``reply`` | a leftover behind the reply-cost correction |
-| ``reject`` | the reason a report was not learned from |
+| ``reject`` | the reason reports were not learned from, and how many |
 | ``usage`` | usage sums: input, output, total, cache read and creation, ... |
 | ``meta`` | provider, then aliases of the model |
 """

@@ -156,6 +156,9 @@ class StoreSync:
         )
         self._thread.start()
         _LIVE.add(self)
+        # A handler dropped without close() still closes its store's
+        # connection (the finalizer holds the store, not the sync).
+        weakref.finalize(self, _close_store, self.store)
 
     # -- from the handler ---------------------------------------------------
 
@@ -309,6 +312,13 @@ def _flush_at_exit() -> None:
     """Push what live handlers have queued before the interpreter exits."""
     for sync in list(_LIVE):
         _close_quietly(sync)
+
+
+def _close_store(store: Store) -> None:
+    try:
+        store.close()
+    except StoreError:
+        logger.debug("tokencal: closing the store failed", exc_info=True)
 
 
 def _close_quietly(sync: StoreSync) -> None:

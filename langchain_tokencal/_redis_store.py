@@ -1,0 +1,296 @@
+"""The Redis backend of `langchain_tokencal.storage`: one log shared by many hosts.
+
+Layout, under a key prefix (``?prefix=``, default ``tokencal:``):
+
+```
+{prefix}events           STREAM  every event, field ``e`` = `encode_event`'s JSON;
+                                  the entry id (``<ms>-<seq>``) is the cursor
+{prefix}ids:{model}      LIST    that model's entry ids, oldest first
+{prefix}event-models     SET     models that have events
+{prefix}usage:{model}    HASH    `USAGE_FIELDS` -> integer sum (HINCRBY)
+{prefix}usage-models     SET     models that have usage
+```
+
+One stream keeps a single order across all writers, so a cursor is one id.
+Compaction needs each model's oldest entries: the per-model id lists give them
+without scanning the stream. Appends and compaction are Lua scripts, so each
+is atomic; the compaction script derives per-model key names from the
+``event-models`` set, which standalone Redis allows (Redis Cluster would need
+every key on one slot; it is not supported). ``XDEL`` keeps the stream's last
+id, so ids keep growing after compaction and old cursors stay valid.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final, TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+from langchain_tokencal._store_base import (
+    USAGE_FIELDS,
+    StoreBase,
+    StoreError,
+    check_keep,
+    check_totals,
+    decode_rows,
+)
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.events import encode_event
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import redis
+
+    from langchain_tokencal.events import LearnEvent
+
+__all__ = ["RedisStore"]
+
+_T = TypeVar("_T")
+
+DEFAULT_PREFIX: Final = "tokencal:"
+INSTALL_LINE: Final = "pip install 'langchain-tokencal[redis]'"
+_PAGE: Final = 1000  # entries per XRANGE call: bounded replies, few round trips
+_MAX_SEQ: Final = 2**64 - 1
+_CURSOR: Final = re.compile(r"(\d+)-(\d+)")
+
+# KEYS: stream, event-models, then one ids list per event.
+# ARGV: model, line, model, line, ...
+_APPEND_LUA: Final = """
+for i = 1, #ARGV, 2 do
+  local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
+  redis.call('RPUSH', KEYS[2 + (i + 1) / 2], id)
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
+return #ARGV / 2
+"""
+
+# KEYS: stream, event-models. ARGV: keep, ids-key prefix.
+_COMPACT_LUA: Final = """
+local keep = tonumber(ARGV[1])
+local deleted = 0
+for _, model in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local ids = ARGV[2] .. model
+  local drop = redis.call('LLEN', ids) - keep
+  if drop > 0 then
+    -- XDEL in chunks: Lua's unpack() has a small stack.
+    local first = 0
+    while first < drop do
+      local last = math.min(first + 999, drop - 1)
+      deleted = deleted + redis.call('XDEL', KEYS[1],
+        unpack(redis.call('LRANGE', ids, first, last)))
+      first = last + 1
+    end
+    if keep == 0 then
+      redis.call('DEL', ids)
+      redis.call('SREM', KEYS[2], model)
+    else
+      redis.call('LTRIM', ids, drop, -1)
+    end
+  end
+end
+return deleted
+"""
+
+
+class RedisStore(StoreBase):
+    """A store in Redis that processes on many hosts may share.
+
+    Accepts ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) and
+    ``unix:///path/redis.sock?db=0``, plus ``prefix=`` (key prefix) and
+    redis-py's own query options such as ``socket_timeout=``. Every call has
+    a socket timeout (``timeout`` seconds unless the URL sets one) and no
+    retry, so an unreachable server fails fast with `StoreError` instead of
+    hanging. Appends are acknowledged by the server; they survive a server
+    restart only as far as its persistence (RDB/AOF) is configured to keep
+    them. `url` has any password replaced by ``***``. Thread-safe (redis-py's
+    connection pool).
+
+    Args:
+        url: The server and options.
+        timeout: Seconds to connect and to wait for each reply.
+
+    Raises:
+        ConfigError: The URL is malformed.
+        StoreError: The ``redis`` package is missing (the message gives the
+            install line) or the server cannot be reached.
+
+    Example:
+        ```python
+        from langchain_tokencal.storage import RedisStore
+
+        store = RedisStore("redis://localhost:6379/0?prefix=myapp:tokencal:")
+        events, cursor = store.read()
+        store.close()
+        ```
+    """
+
+    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+        """Connect to the server at ``url`` and check it answers."""
+        try:
+            import redis  # noqa: PLC0415 - optional dependency, imported when used
+            from redis.backoff import NoBackoff  # noqa: PLC0415
+            from redis.retry import Retry  # noqa: PLC0415
+        except ImportError as err:
+            msg = f"RedisStore needs the redis package: {INSTALL_LINE}"
+            raise StoreError(msg) from err
+        self.url = redact(url)
+        server_url, self.prefix = _split_prefix(url)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        try:
+            # Retries off: a dead server must fail within one timeout, and the
+            # caller decides when to try again.
+            self._client: redis.Redis | None = redis.Redis.from_url(
+                server_url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as err:
+            msg = f"invalid Redis URL {self.url!r}: {err}"
+            raise ConfigError(msg) from err
+        self._stream = f"{self.prefix}events"
+        self._event_models = f"{self.prefix}event-models"
+        self._usage_models = f"{self.prefix}usage-models"
+        self._append = self._client.register_script(_APPEND_LUA)
+        self._compact = self._client.register_script(_COMPACT_LUA)
+        try:
+            self._run("connect to", lambda client: client.ping())
+        except StoreError:
+            self.close()
+            raise
+
+    def append(self, events: Sequence[LearnEvent]) -> None:
+        """Add events with one atomic script (see `Store.append`)."""
+        if not events:
+            return
+        keys = [self._stream, self._event_models]
+        args: list[str] = []
+        for event in events:
+            keys.append(f"{self.prefix}ids:{event.model}")
+            args += (event.model, encode_event(event))
+        self._run("append events to", lambda _: self._append(keys, args))
+
+    def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
+        """Return the stream entries after id ``after`` (see `Store.read`)."""
+        start = _next_id(after, self.url) if after else "-"
+        rows: list[tuple[str, bytes | str | None]] = []
+
+        def page(client: redis.Redis) -> list[tuple[str, bytes | str | None]]:
+            entries = client.xrange(self._stream, min=start, max="+", count=_PAGE)
+            return [
+                (_text(entry_id or b""), (fields or {}).get(b"e"))
+                for entry_id, fields in entries or ()
+            ]
+
+        while True:
+            entries = self._run("read", page)
+            rows += entries
+            if len(entries) < _PAGE:
+                break
+            start = _next_id(rows[-1][0], self.url)
+        if not rows:
+            return [], after
+        return decode_rows(rows, self.url), rows[-1][0]
+
+    def add_usage(self, model: str, totals: Sequence[int]) -> None:
+        """HINCRBY each nonzero sum in one MULTI/EXEC (see `Store.add_usage`)."""
+        values = check_totals(totals)
+        key = f"{self.prefix}usage:{model}"
+
+        def add(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=True)
+            pipe.sadd(self._usage_models, model)
+            for field, value in zip(USAGE_FIELDS, values, strict=True):
+                if value:
+                    pipe.hincrby(key, field, value)
+            pipe.execute()
+
+        self._run("add usage to", add)
+
+    def usage(self) -> dict[str, list[int]]:
+        """Return every model's usage totals (see `Store.usage`)."""
+
+        def fetch(client: redis.Redis) -> dict[str, list[int]]:
+            members = client.smembers(self._usage_models)
+            models = sorted(_text(m) for m in members)
+            pipe = client.pipeline(transaction=False)
+            for model in models:
+                pipe.hmget(f"{self.prefix}usage:{model}", list(USAGE_FIELDS))
+            sums = pipe.execute()
+            return {
+                model: [int(v) if v is not None else 0 for v in row]
+                for model, row in zip(models, sums, strict=True)
+            }
+
+        return self._run("read usage from", fetch)
+
+    def compact(self, keep: int) -> int:
+        """Delete all but each model's newest ``keep`` entries, atomically."""
+        keep = check_keep(keep)
+        ids_prefix = f"{self.prefix}ids:"
+        deleted = self._run(
+            "compact",
+            lambda _: self._compact(
+                [self._stream, self._event_models], [keep, ids_prefix]
+            ),
+        )
+        return int(deleted)
+
+    def close(self) -> None:
+        """Close the connection pool; later calls raise `StoreError`."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _run(self, what: str, op: Callable[[redis.Redis], _T]) -> _T:
+        """Run ``op``, turning connection and server errors into `StoreError`."""
+        client = self._client
+        if client is None:
+            msg = f"cannot {what} {self.url}: the store is closed."
+            raise StoreError(msg)
+        try:
+            return op(client)
+        except self._errors as err:
+            msg = f"cannot {what} the Redis store {self.url}: {err}"
+            raise StoreError(msg) from err
+
+
+def redact(url: str) -> str:
+    """The URL with any password (in the user info or the query) as ``***``."""
+    base, sep, query = url.partition("?")
+    base = re.sub(r"^([A-Za-z][\w+.-]*://[^:@/]*):[^@/]*@", r"\1:***@", base)
+    if sep:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs])
+    return base + sep + query
+
+
+def _split_prefix(url: str) -> tuple[str, str]:
+    """Remove ``prefix=`` (ours, unknown to redis-py) from the query."""
+    base, _, query = url.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    prefixes = [v for k, v in pairs if k == "prefix"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
+    if not prefix:
+        msg = (
+            f"prefix= must not be empty in {redact(url)!r}; "
+            f"omit it for {DEFAULT_PREFIX!r}."
+        )
+        raise ConfigError(msg)
+    rest = urlencode([(k, v) for k, v in pairs if k != "prefix"])
+    return (base + "?" + rest if rest else base), prefix
+
+
+def _next_id(cursor: str, url: str) -> str:
+    """The smallest stream id after ``cursor`` (XRANGE's ``(`` needs Redis 6.2)."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        msg = f"{cursor!r} is not a cursor of {url}; pass '' to read from the start."
+        raise StoreError(msg)
+    ms, seq = int(match[1]), int(match[2])
+    return f"{ms + 1}-0" if seq >= _MAX_SEQ else f"{ms}-{seq + 1}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
