@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -258,3 +260,78 @@ class TestFromConfig:
         assert handler.config.cache_size == 100
         assert handler._sync.store is not None
         handler.close()
+
+
+def _redis_fixture() -> object:
+    """The session's redis-server fixture from the store tests, if usable."""
+    try:
+        from tests.unit_tests.test_storage_redis import (  # noqa: PLC0415 - optional
+            redis_server,
+        )
+    except (ImportError, pytest.skip.Exception):
+        return None
+    return redis_server
+
+
+redis_server = _redis_fixture()
+
+
+@pytest.mark.skipif(
+    redis_server is None or shutil.which("redis-server") is None,
+    reason="needs the redis package and redis-server (CI installs both)",
+)
+@pytest.mark.allow_hosts(["127.0.0.1"])
+class TestRedisStore:
+    """`store="redis://..."`: one calibration shared by processes and machines."""
+
+    def test_two_processes_learn_from_each_other(self, redis_server: Any) -> None:
+        """After another process's calls, this process's first estimate is calibrated."""
+        url = redis_server.url()
+        assert _run_worker(url, "1", 5).wait(timeout=120) == 0
+        handler = _strict(store=url, sync_interval=60)
+        prompt = [SystemMessage(f"Be brief. {CANARY}"), HumanMessage("New question")]
+        est = handler.estimate(prompt, model=MODEL)
+        assert est.observations == 5
+        truth = FakeUsageChatModel(model=MODEL).true_prompt_tokens(prompt)
+        assert abs(est.tokens - truth) < abs(est.local_tokens - truth)
+        # And while this handler lives, it picks up what others learn next.
+        assert _run_worker(url, "2", 4).wait(timeout=120) == 0
+        assert handler.flush()
+        assert handler.stats()[MODEL].observations == 9
+        handler.close()
+
+    def test_four_writers_lose_no_observation(self, redis_server: Any) -> None:
+        """Four processes writing at once: every report reaches the store."""
+        url = redis_server.url()
+        workers = [_run_worker(url, str(n), 6) for n in range(4)]
+        assert [w.wait(timeout=180) for w in workers] == [0, 0, 0, 0]
+        handler = _strict(store=url, sync_interval=60)
+        assert handler.stats()[MODEL].observations == 24
+        handler.close()
+
+    def test_prompt_text_never_reaches_redis(self, redis_server: Any) -> None:
+        """A canary in every message appears in no Redis key or value."""
+        url = redis_server.url()
+        handler = _strict(store=url, sync_interval=60)
+        _talk(handler, 5)
+        assert handler.flush()
+        handler.close()
+        client = redis_server.client()
+        dump = []
+        for key in client.scan_iter():
+            dump.append(key)
+            kind = client.type(key)
+            if kind == b"stream":
+                dump.extend(str(e).encode() for e in client.xrange(key))
+            elif kind == b"hash":
+                dump.append(str(client.hgetall(key)).encode())
+            elif kind == b"set":
+                dump.extend(client.smembers(key))
+            elif kind == b"list":
+                dump.extend(client.lrange(key, 0, -1))
+            elif kind == b"string":
+                dump.append(client.get(key) or b"")
+        blob = b"\n".join(dump)
+        assert b"fake-claude" in blob
+        assert CANARY.encode() not in blob
+        assert "東京".encode() not in blob
