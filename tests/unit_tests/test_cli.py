@@ -2,17 +2,169 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
-from typing import TYPE_CHECKING
+import os
+import re
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
 
-from langchain_tokencal import local_counter
+import pytest
+from langchain_core.load import dumpd
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.tools import tool
+from langchain_core.tracers.langchain import LangChainTracer
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from langchain_tokencal import TokenCalibrationHandler, cli, local_counter
 from langchain_tokencal.cli import main
+from langchain_tokencal.testing import FakeUsageChatModel
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import pytest
+    from langchain_core.tracers.schemas import Run
+
+QUESTIONS = (
+    "Where is order 48213? The customer says it was due on Tuesday.",
+    "客户说包裹在海关被扣留了。请写一段简短的道歉信。",
+    "Give me a JSON object with fields order, delayed_days and next_action.",
+    "Write a SQL query returning all orders held at customs, newest first.",
+    "Summarize the case in three bullet points for the ticket.",
+)
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    return f"sunny in {city}"
+
+
+@pytest.fixture(autouse=True)
+def default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the default store at this test's folder, never the per-user file."""
+    url = f"sqlite:///{tmp_path / 'default.db'}"
+    monkeypatch.setenv("TOKENCAL_STORE", url)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return url
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A SQLite store URL in this test's folder (not the default one)."""
+    return f"sqlite:///{tmp_path / 'calibration.db'}"
+
+
+def _conversation(
+    llm: FakeUsageChatModel, turns: int, tag: str = ""
+) -> list[tuple[list[BaseMessage], Any]]:
+    """Run a conversation; return each call's prompt and reply."""
+    history: list[BaseMessage] = [SystemMessage("You are a terse support agent.")]
+    calls = []
+    for i in range(turns):
+        history.append(HumanMessage(f"{tag}{QUESTIONS[i % len(QUESTIONS)]} ({i})"))
+        reply = llm.invoke(history)
+        calls.append((list(history), reply))
+        history.append(reply)
+    return calls
+
+
+def write_log(
+    path: Path,
+    turns: int = 12,
+    *,
+    model: str | None = "fake-claude",
+    tag: str = "",
+    tools: bool = False,
+) -> list[dict[str, Any]]:
+    """A log of real calls: serialized messages and each reply's usage_metadata."""
+    llm = FakeUsageChatModel(model=model or "fake-claude")
+    schemas = [convert_to_openai_tool(get_weather)] if tools else None
+    bound = llm.bind_tools([get_weather]) if tools else llm
+    lines = []
+    history: list[BaseMessage] = [SystemMessage("You are a terse support agent.")]
+    for i in range(turns):
+        history.append(HumanMessage(f"{tag}{QUESTIONS[i % len(QUESTIONS)]} ({i})"))
+        reply = bound.invoke(history)
+        line: dict[str, Any] = {
+            "messages": [dumpd(m) for m in history],
+            "usage": reply.usage_metadata,
+        }
+        if model:
+            line["model"] = model
+        if schemas:
+            line["tools"] = schemas
+        lines.append(line)
+        history.append(reply)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return lines
+
+
+class _FakeLangSmithClient:
+    """Stands in for the LangSmith SDK client: keeps the runs it is sent."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+
+
+class _Recorder(LangChainTracer):
+    """LangChain's own tracer, with the upload replaced by a record."""
+
+    raise_error = True
+
+    def _persist_run_single(self, run: Run) -> None:
+        pass
+
+    def _update_run_single(self, run: Run) -> None:  # type: ignore[override]
+        exclude = {"ls_client", "child_runs", "parent_run"}
+        self.client.runs.append(run.model_dump(mode="json", exclude=exclude))  # type: ignore[attr-defined]
+
+
+def write_langsmith_export(path: Path, turns: int = 8) -> list[dict[str, Any]]:
+    """Runs traced by LangChain's LangSmith tracer, one exported run per line."""
+    client = _FakeLangSmithClient()
+    tracer = _Recorder(client=client)  # type: ignore[arg-type]
+    llm = FakeUsageChatModel(model="fake-gemini", provider="google_genai")
+    bound = llm.bind_tools([get_weather])
+    history: list[BaseMessage] = [SystemMessage("Answer in one line.")]
+    for i in range(turns):
+        history.append(HumanMessage(f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"))
+        history.append(bound.invoke(history, config={"callbacks": [tracer]}))
+    runs = client.runs
+    # A chain run in the same export is not a chat model call.
+    runs.append({"run_type": "chain", "inputs": {"input": "x"}, "outputs": {}})
+    path.write_text("".join(json.dumps(run) + "\n" for run in runs))
+    return runs
+
+
+def _stats_json(url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["--store", url, "stats", "--json"]) == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tokencal: error: ")
+    return lines[0]
+
+
+class TestHelp:
+    """`tokencal --help`."""
+
+    def test_lists_every_subcommand(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The help names each subcommand and the store option."""
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        for command in ("count", "calibrate", "stats", "health", "export", "import"):
+            assert command in out
+        assert "--store URL" in out
 
 
 class TestCount:
@@ -38,6 +190,30 @@ class TestCount:
         assert main(["count", "--model", "gpt-4o", "-"]) == 0
         assert "tokens" in capsys.readouterr().out
 
+    def test_serialized_messages_count_like_role_dicts(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """LangChain serialized messages give the same count as role dicts."""
+        roles = tmp_path / "roles.json"
+        roles.write_text(
+            json.dumps(
+                [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hello there!"},
+                ]
+            )
+        )
+        serialized = tmp_path / "lc.json"
+        serialized.write_text(
+            json.dumps(
+                [dumpd(SystemMessage("Be brief.")), dumpd(HumanMessage("Hello there!"))]
+            )
+        )
+        main(["count", "--model", "gpt-4o", str(roles)])
+        first = capsys.readouterr().out
+        main(["count", "--model", "gpt-4o", str(serialized)])
+        assert capsys.readouterr().out == first
+
     def test_tools_file_adds_tokens(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -45,32 +221,56 @@ class TestCount:
         messages = tmp_path / "m.json"
         messages.write_text('[["user", "weather in Paris?"]]')
         tools = tmp_path / "t.json"
-        tool = {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Weather for a city.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"city": {"type": "string"}},
-                },
-            },
-        }
-        tools.write_text(json.dumps([tool]))
+        tools.write_text(json.dumps([convert_to_openai_tool(get_weather)]))
         main(["count", "--model", "gpt-4o", str(messages)])
         without = int(capsys.readouterr().out.split()[0])
         main(["count", "--model", "gpt-4o", "--tools", str(tools), str(messages)])
         with_tools = int(capsys.readouterr().out.split()[0])
         assert with_tools > without
 
+    def test_uses_the_stored_calibration(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """After calibrate, a logged prompt is counted exactly as it was reported."""
+        lines = write_log(tmp_path / "log.jsonl")
+        assert main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")]) == 0
+        prompt = tmp_path / "prompt.json"
+        prompt.write_text(json.dumps(lines[-1]["messages"]))
+        capsys.readouterr()
+        assert (
+            main(["--store", store, "count", "--model", "fake-claude", str(prompt)])
+            == 0
+        )
+        out = capsys.readouterr().out
+        assert out.startswith(f"{lines[-1]['usage']['input_tokens']} tokens")
+        assert "source=exact" in out
+
+    def test_says_when_nothing_is_calibrated(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A model the store does not know gets a note that the count is local."""
+        path = tmp_path / "m.json"
+        path.write_text('[["user", "hi"]]')
+        assert main(["count", "--model", "fake-claude", str(path)]) == 0
+        captured = capsys.readouterr()
+        assert "source=local" in captured.out
+        assert "no calibration stored for 'fake-claude'" in captured.err
+
+    def test_counting_writes_no_model_to_the_store(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], default_store: str
+    ) -> None:
+        """Counting for an unknown model leaves the store's model list alone."""
+        path = tmp_path / "m.json"
+        path.write_text('[["user", "hi"]]')
+        main(["count", "--model", "fake-claude", str(path)])
+        assert _stats_json(default_store, capsys) == {}
+
     def test_missing_file_is_one_clear_line(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """A missing file exits 1 with one line naming it."""
         assert main(["count", "--model", "gpt-4o", str(tmp_path / "nope.json")]) == 1
-        err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0
-        assert "nope.json" in err
+        assert "nope.json" in _one_error_line(capsys.readouterr().err)
 
     def test_invalid_json_names_the_line(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -79,7 +279,7 @@ class TestCount:
         path = tmp_path / "bad.json"
         path.write_text('[\n{"role": "user",\n "content": }\n]')
         assert main(["count", "--model", "gpt-4o", str(path)]) == 1
-        assert "line 3" in capsys.readouterr().err
+        assert "line 3" in _one_error_line(capsys.readouterr().err)
 
     def test_not_a_list_is_refused(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -88,7 +288,16 @@ class TestCount:
         path = tmp_path / "obj.json"
         path.write_text('{"role": "user"}')
         assert main(["count", "--model", "gpt-4o", str(path)]) == 1
-        assert "list" in capsys.readouterr().err
+        assert "list" in _one_error_line(capsys.readouterr().err)
+
+    def test_unreadable_message_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A message with no content exits 1 with one line."""
+        path = tmp_path / "m.json"
+        path.write_text('[{"role": "user"}]')
+        assert main(["count", "--model", "gpt-4o", str(path)]) == 1
+        assert "cannot read a message" in _one_error_line(capsys.readouterr().err)
 
     def test_unknown_provider_is_a_clear_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -97,7 +306,638 @@ class TestCount:
         path = tmp_path / "m.json"
         path.write_text('[["user", "hi"]]')
         assert main(["count", "--model", "x", "--provider", "nope", str(path)]) == 1
-        assert "nope" in capsys.readouterr().err
+        line = _one_error_line(capsys.readouterr().err)
+        assert "'nope'" in line
+        assert "anthropic" in line
+
+    def test_blank_model_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An empty --model exits 1 saying what to pass."""
+        path = tmp_path / "m.json"
+        path.write_text('[["user", "hi"]]')
+        assert main(["count", "--model", " ", str(path)]) == 1
+        assert "--model" in _one_error_line(capsys.readouterr().err)
+
+
+class TestCalibrate:
+    """`tokencal calibrate`."""
+
+    def test_learns_from_a_conversation_log(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each call is read and learned, and the calibrated error beats the local one."""
+        write_log(tmp_path / "log.jsonl", turns=12)
+        assert main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")]) == 0
+        out = capsys.readouterr().out
+        assert "fake-claude: 12 calls read, 12 learned, 0 rejected" in out
+        found = re.search(
+            r"local ([\d.]+)% -> calibrated ([\d.]+)% \(12 reports\)", out
+        )
+        assert found is not None, out
+        assert float(found[2]) < float(found[1])
+        assert "coefficients: framing=" in out
+        assert _stats_json(store, capsys)["fake-claude"]["reports"] == 12
+
+    def test_error_is_over_this_file_only(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A second file's error line counts only that file's reports."""
+        write_log(tmp_path / "a.jsonl", turns=6, tag="first ")
+        write_log(tmp_path / "b.jsonl", turns=4, tag="second ")
+        main(["--store", store, "calibrate", str(tmp_path / "a.jsonl")])
+        capsys.readouterr()
+        main(["--store", store, "calibrate", str(tmp_path / "b.jsonl")])
+        assert "(4 reports)" in capsys.readouterr().out
+        assert _stats_json(store, capsys)["fake-claude"]["reports"] == 10
+
+    def test_error_covers_more_reports_than_the_window(
+        self,
+        tmp_path: Path,
+        store: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The file's error counts every report, past the counter's error window."""
+        small = functools.partial(TokenCalibrationHandler, max_points=4)
+        monkeypatch.setattr(cli, "TokenCalibrationHandler", small)
+        write_log(tmp_path / "log.jsonl", turns=12)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        assert "(12 reports)" in capsys.readouterr().out
+
+    def test_interleaved_conversations_are_learned_exactly(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Lines of two conversations in turn are each learned as they were sent."""
+        first = write_log(tmp_path / "a.jsonl", turns=4, tag="alpha ")
+        second = write_log(tmp_path / "b.jsonl", turns=4, tag="beta ")
+        mixed = [line for pair in zip(first, second, strict=True) for line in pair]
+        path = tmp_path / "mixed.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in mixed))
+        assert main(["--store", store, "calibrate", str(path)]) == 0
+        for line in mixed[-2:]:
+            prompt = tmp_path / "prompt.json"
+            prompt.write_text(json.dumps(line["messages"]))
+            capsys.readouterr()
+            main(["--store", store, "count", "--model", "fake-claude", str(prompt)])
+            out = capsys.readouterr().out
+            assert out.startswith(f"{line['usage']['input_tokens']} tokens"), out
+            assert "source=exact" in out
+
+    def test_learns_with_tools(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Lines with bound tools are learned."""
+        write_log(tmp_path / "log.jsonl", turns=5, tools=True)
+        assert main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")]) == 0
+        assert "5 learned" in capsys.readouterr().out
+
+    def test_learns_from_a_langsmith_export(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Runs traced by LangChain's tracer are learned under their ls_model_name."""
+        write_langsmith_export(tmp_path / "runs.jsonl", turns=8)
+        assert main(["--store", store, "calibrate", str(tmp_path / "runs.jsonl")]) == 0
+        out = capsys.readouterr().out
+        assert "fake-gemini: 8 calls read, 8 learned, 0 rejected" in out
+        assert "skipped 1 run(s)" in out
+        stats = _stats_json(store, capsys)
+        assert stats["fake-gemini"]["reports"] == 8
+
+    def test_langsmith_usage_under_outputs(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A run with outputs.usage_metadata and a flat message list is learned."""
+        usage = {"input_tokens": 21, "output_tokens": 4, "total_tokens": 25}
+        run = {
+            "run_type": "llm",
+            "inputs": {
+                "messages": [dumpd(HumanMessage("What is the capital of France?"))]
+            },
+            "outputs": {"usage_metadata": usage},
+            "extra": {
+                "metadata": {"ls_model_name": "claude-x", "ls_provider": "anthropic"}
+            },
+        }
+        path = tmp_path / "runs.jsonl"
+        path.write_text(json.dumps(run) + "\n")
+        assert main(["--store", store, "calibrate", str(path)]) == 0
+        assert "claude-x: 1 calls read, 1 learned" in capsys.readouterr().out
+
+    def test_failed_runs_are_skipped(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A run that errored is skipped, not rejected or counted bad."""
+        run = {
+            "run_type": "llm",
+            "error": "RateLimitError",
+            "inputs": {"messages": [[dumpd(HumanMessage("hi"))]]},
+            "outputs": None,
+        }
+        path = tmp_path / "runs.jsonl"
+        path.write_text(json.dumps(run) + "\n")
+        assert main(["--store", store, "calibrate", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "no calls to learn from" in out
+        assert "skipped 1 run(s)" in out
+
+    def test_accepts_role_dicts_pairs_and_raw_responses(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Role dicts with an OpenAI response, and pairs with an Anthropic one, are learned."""
+        lines = [
+            {
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": "Hello there, how are you?"}],
+                "response": {
+                    "object": "chat.completion",
+                    "model": "gpt-4o-2024-08-06",
+                    "usage": {
+                        "prompt_tokens": 14,
+                        "completion_tokens": 5,
+                        "total_tokens": 19,
+                    },
+                },
+            },
+            {
+                "model": "claude-x",
+                "messages": [["user", "Hello there, how are you today?"]],
+                "response": {
+                    "type": "message",
+                    "model": "claude-x",
+                    "usage": {"input_tokens": 16, "output_tokens": 7},
+                },
+            },
+        ]
+        path = tmp_path / "log.jsonl"
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        assert main(["--store", store, "calibrate", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "gpt-4o: 1 calls read, 1 learned" in out
+        assert "claude-x: 1 calls read, 1 learned" in out
+
+    def test_reads_stdin(
+        self,
+        tmp_path: Path,
+        store: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """`-` reads the log from standard input."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        monkeypatch.setattr(
+            "sys.stdin", io.StringIO((tmp_path / "log.jsonl").read_text())
+        )
+        assert main(["--store", store, "calibrate", "-"]) == 0
+        assert "4 calls read, 4 learned" in capsys.readouterr().out
+
+    def test_model_option_names_every_line(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With --model, lines that name no model are learned under it."""
+        write_log(tmp_path / "log.jsonl", turns=3, model=None)
+        path = str(tmp_path / "log.jsonl")
+        assert main(["--store", store, "calibrate", "--model", "my-model", path]) == 0
+        assert "my-model: 3 calls read, 3 learned" in capsys.readouterr().out
+
+    def test_a_line_without_a_model_needs_the_option(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without --model, a line naming no model is a bad line saying so."""
+        write_log(tmp_path / "log.jsonl", turns=2, model=None)
+        assert main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")]) == 1
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'log.jsonl'}:1: no model: pass --model" in err
+
+    def test_rejections_are_counted_by_reason(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Calls whose usage cannot be trusted are rejected, by reason."""
+        lines = write_log(tmp_path / "log.jsonl", turns=3)
+        lines[1]["usage"] = {}
+        lines[2]["usage"] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        (tmp_path / "log.jsonl").write_text(
+            "".join(json.dumps(x) + "\n" for x in lines)
+        )
+        assert main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")]) == 0
+        assert (
+            "3 calls read, 1 learned, 2 rejected (no usage: 2)"
+            in capsys.readouterr().out
+        )
+
+    def test_bad_lines_are_named_and_skipped(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each bad line gets file:line: reason; the others are learned; exit 1."""
+        lines = [json.dumps(x) for x in write_log(tmp_path / "log.jsonl", turns=3)]
+        bad = [
+            lines[0],
+            '{"messages": [',
+            "[1, 2]",
+            '{"messages": [["user", "hi"]]}',
+            lines[1],
+            '{"messages": "hi", "usage": {}}',
+            "",
+            lines[2],
+        ]
+        path = tmp_path / "mixed.jsonl"
+        path.write_text("\n".join(bad) + "\n")
+        assert main(["--store", store, "calibrate", str(path)]) == 1
+        captured = capsys.readouterr()
+        assert "fake-claude: 3 calls read, 3 learned" in captured.out
+        assert f"{path}:2: invalid JSON (column 15)" in captured.err
+        assert f"{path}:3: expected a JSON object" in captured.err
+        assert f'{path}:4: no "usage" or "response"' in captured.err
+        assert f"{path}:6: the messages must be a JSON list" in captured.err
+        assert captured.err.splitlines()[-1] == (
+            f"tokencal: error: 4 bad line(s) in {path} were skipped"
+        )
+
+    def test_many_bad_lines_are_summarized(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Past the first bad lines, the rest are only counted."""
+        path = tmp_path / "garbage.jsonl"
+        path.write_text("not json\n" * 30)
+        assert main(["--store", store, "calibrate", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("invalid JSON") == 20
+        assert "... and 10 more" in err
+        assert "30 bad line(s)" in err
+
+    def test_non_utf8_line_is_a_bad_line(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Bytes that are not UTF-8 make a bad line, not a crash."""
+        path = tmp_path / "binary.jsonl"
+        path.write_bytes(b"\xff\xfe\x00garbage\n")
+        assert main(["--store", store, "calibrate", str(path)]) == 1
+        assert f"{path}:1: not UTF-8 text" in capsys.readouterr().err
+
+    def test_a_failing_run_keeps_what_the_store_had(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Calibrating garbage after a good file leaves the first run's reports."""
+        write_log(tmp_path / "good.jsonl", turns=6)
+        assert main(["--store", store, "calibrate", str(tmp_path / "good.jsonl")]) == 0
+        before = _stats_json(store, capsys)
+        garbage = tmp_path / "garbage.jsonl"
+        garbage.write_bytes(b'{"messages": [\n\x00\x01 nonsense\n[]\n{"usage": 5}\n')
+        assert main(["--store", store, "calibrate", str(garbage)]) == 1
+        after = _stats_json(store, capsys)
+        assert after["fake-claude"]["reports"] == 6
+        assert after == before
+
+    def test_missing_log_is_one_line_and_touches_no_store(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A missing log exits 1 with one line, before the store is opened."""
+        db = tmp_path / "untouched.db"
+        code = main(
+            ["--store", f"sqlite:///{db}", "calibrate", str(tmp_path / "no.jsonl")]
+        )
+        assert code == 1
+        assert "no.jsonl" in _one_error_line(capsys.readouterr().err)
+        assert not db.exists()
+
+    def test_unknown_provider_is_refused(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An unknown --provider exits 1 before reading anything."""
+        write_log(tmp_path / "log.jsonl", turns=1)
+        code = main(
+            [
+                "--store",
+                store,
+                "calibrate",
+                "--provider",
+                "nope",
+                str(tmp_path / "log.jsonl"),
+            ]
+        )
+        assert code == 1
+        assert "'nope'" in _one_error_line(capsys.readouterr().err)
+
+
+class TestProgress:
+    """The progress line of `tokencal calibrate`."""
+
+    def test_progress_flag_draws_a_carriage_return_line(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        r"""--progress writes a \r line ending at 100% on stderr."""
+        write_log(tmp_path / "log.jsonl", turns=3)
+        path = str(tmp_path / "log.jsonl")
+        assert main(["--store", store, "calibrate", "--progress", path]) == 0
+        err = capsys.readouterr().err
+        assert "\r" in err
+        assert "3 lines read (100%)" in err
+
+    def test_progress_updates_every_n_lines(
+        self,
+        tmp_path: Path,
+        store: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The line is redrawn every N lines with a rising percentage."""
+        monkeypatch.setattr(cli, "_PROGRESS_EVERY", 2)
+        write_log(tmp_path / "log.jsonl", turns=5)
+        path = str(tmp_path / "log.jsonl")
+        main(["--store", store, "calibrate", "--progress", path])
+        draws = re.findall(r"\r.*?(\d+) lines read \((\d+)%\)", capsys.readouterr().err)
+        assert [int(n) for n, _ in draws] == [2, 4, 5]
+        shares = [int(p) for _, p in draws]
+        assert shares == sorted(shares)
+        assert shares[-1] == 100
+
+    def test_progress_without_a_size_shows_only_lines(
+        self,
+        tmp_path: Path,
+        store: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """From a pipe there is no percentage, only the lines read."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        monkeypatch.setattr(
+            "sys.stdin", io.StringIO((tmp_path / "log.jsonl").read_text())
+        )
+        main(["--store", store, "calibrate", "--progress", "-"])
+        err = capsys.readouterr().err
+        assert "2 lines read" in err
+        assert "%" not in err
+
+    def test_no_progress_off_a_terminal(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without --progress and with stderr not a terminal, nothing is drawn."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        assert capsys.readouterr().err == ""
+
+
+class TestStats:
+    """`tokencal stats`."""
+
+    def test_table_lists_each_model(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The table has a header, one row per model and its coefficients."""
+        write_log(tmp_path / "a.jsonl", turns=4)
+        write_langsmith_export(tmp_path / "b.jsonl", turns=3)
+        main(["--store", store, "calibrate", str(tmp_path / "a.jsonl")])
+        main(["--store", store, "calibrate", str(tmp_path / "b.jsonl")])
+        capsys.readouterr()
+        assert main(["--store", store, "stats"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split()[:4] == ["model", "provider", "reports", "rejected"]
+        rows = {
+            line.split()[0]: line.split() for line in out if not line.startswith(" ")
+        }
+        assert rows["fake-claude"][1:3] == ["anthropic", "4"]
+        assert rows["fake-gemini"][1:3] == ["google", "3"]
+        assert sum(line.startswith("  coefficients: ") for line in out) == 2
+
+    def test_json_holds_numbers_keyed_by_model(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--json prints an object keyed by model whose values are numbers."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        stats = _stats_json(store, capsys)
+        assert list(stats) == ["fake-claude"]
+        values = stats["fake-claude"]
+        assert values["reports"] == 4
+        assert 0.0 <= values["confidence"] <= 1.0
+        assert "coef_framing" in values
+        for value in values.values():
+            assert value is None or (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+            )
+
+    def test_empty_store_says_so(
+        self, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A store with nothing in it says how to fill it."""
+        assert main(["--store", store, "stats"]) == 0
+        assert "tokencal calibrate" in capsys.readouterr().out
+
+    def test_store_option_after_the_subcommand(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--store is accepted after the subcommand as well."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        main(["calibrate", "--store", store, str(tmp_path / "log.jsonl")])
+        capsys.readouterr()
+        main(["stats", "--store", store, "--json"])
+        assert json.loads(capsys.readouterr().out)["fake-claude"]["reports"] == 2
+
+    def testdefault_store_is_tokencal_store(
+        self,
+        tmp_path: Path,
+        default_store: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Without --store, the command uses $TOKENCAL_STORE."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        main(["calibrate", str(tmp_path / "log.jsonl")])
+        assert _stats_json(default_store, capsys)["fake-claude"]["reports"] == 2
+        assert (tmp_path / "default.db").exists()
+        assert not (tmp_path / "xdg").exists()
+
+
+class TestHealth:
+    """`tokencal health`."""
+
+    def test_healthy_store_exits_0(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A well-calibrated model has no warning: exit 0."""
+        write_log(tmp_path / "log.jsonl", turns=8)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        capsys.readouterr()
+        assert main(["--store", store, "health"]) == 0
+        assert capsys.readouterr().out.startswith("healthy: 1 model(s) checked")
+
+    def test_a_warning_exits_1_and_is_printed(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A model whose runs never reported usage is a warning: exit 1."""
+        lines = write_log(tmp_path / "log.jsonl", turns=3)
+        for line in lines:
+            line["usage"] = None
+        (tmp_path / "log.jsonl").write_text(
+            "".join(json.dumps(x) + "\n" for x in lines)
+        )
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        capsys.readouterr()
+        assert main(["--store", store, "health"]) == 1
+        out = capsys.readouterr().out
+        assert "warning: fake-claude: no_usage: 3 run(s) reported no usage" in out
+        assert "unhealthy: 1 warning(s)" in out
+
+
+class TestExportImport:
+    """`tokencal export` and `tokencal import`."""
+
+    def test_round_trip_keeps_estimates(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An estimate after import into another store equals the one before export."""
+        write_log(tmp_path / "log.jsonl", turns=8)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        prompt = tmp_path / "prompt.json"
+        prompt.write_text('[["system", "Be brief."], ["user", "Where is order 77?"]]')
+        capsys.readouterr()
+        main(["--store", store, "count", "--model", "fake-claude", str(prompt)])
+        before = capsys.readouterr().out
+        assert "source=calibrated" in before
+        saved = tmp_path / "calibration.jsonl"
+        assert main(["--store", store, "export", str(saved)]) == 0
+        assert "model(s): fake-claude" in capsys.readouterr().out
+        other = f"sqlite:///{tmp_path / 'other.db'}"
+        assert main(["--store", other, "import", str(saved)]) == 0
+        assert "imported" in capsys.readouterr().out
+        main(["--store", other, "count", "--model", "fake-claude", str(prompt)])
+        assert capsys.readouterr().out == before
+
+    def test_export_holds_no_prompt_text(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The exported file has numbers and hashes, never the prompts."""
+        write_log(tmp_path / "log.jsonl", turns=3, tag="zebra-canary ")
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        main(["--store", store, "export", str(tmp_path / "out.jsonl")])
+        assert "zebra-canary" not in (tmp_path / "out.jsonl").read_text()
+
+    def test_importing_twice_adds_nothing(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A second import of the same file leaves the store as it was."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        main(["--store", store, "export", str(tmp_path / "out.jsonl")])
+        other = f"sqlite:///{tmp_path / 'other.db'}"
+        main(["--store", other, "import", str(tmp_path / "out.jsonl")])
+        once = _stats_json(other, capsys)
+        assert main(["--store", other, "import", str(tmp_path / "out.jsonl")]) == 0
+        assert "nothing to import" in capsys.readouterr().out
+        assert _stats_json(other, capsys) == once
+        assert once["fake-claude"]["reports"] == 4
+
+    def test_import_of_a_missing_file_is_one_line(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A missing calibration file exits 1 with one line naming it."""
+        assert main(["--store", store, "import", str(tmp_path / "none.jsonl")]) == 1
+        assert "none.jsonl" in _one_error_line(capsys.readouterr().err)
+
+    def test_import_of_another_file_is_refused(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A file that is not a calibration exits 1."""
+        write_log(tmp_path / "log.jsonl", turns=1)
+        assert main(["--store", store, "import", str(tmp_path / "log.jsonl")]) == 1
+        assert "not a langchain-tokencal calibration" in _one_error_line(
+            capsys.readouterr().err
+        )
+
+    def test_export_to_an_unwritable_path_is_one_line(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A destination under a regular file exits 1 with one line."""
+        (tmp_path / "file").write_text("x")
+        target = str(tmp_path / "file" / "out.jsonl")
+        assert main(["--store", store, "export", target]) == 1
+        _one_error_line(capsys.readouterr().err)
+
+
+class TestStores:
+    """The --store option and what goes wrong with stores."""
+
+    @pytest.mark.allow_hosts(["127.0.0.1"])
+    def test_unreachable_redis_is_one_clear_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A Redis server that is not there exits 1 naming the store."""
+        assert main(["--store", "redis://127.0.0.1:1/0", "stats"]) == 1
+        line = _one_error_line(capsys.readouterr().err)
+        assert "redis://127.0.0.1:1/0" in line
+
+    @pytest.mark.allow_hosts(["127.0.0.1"])
+    def test_store_password_is_not_printed(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The password of a store URL never reaches the terminal."""
+        main(["--store", "redis://me:hunter2@127.0.0.1:1/0", "stats"])
+        captured = capsys.readouterr()
+        assert "hunter2" not in captured.err + captured.out
+
+    def test_missing_redis_package_prints_the_install_line(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without the redis package, the error is the install line."""
+        monkeypatch.setitem(sys.modules, "redis", None)
+        assert main(["--store", "redis://127.0.0.1:6379/0", "stats"]) == 1
+        line = _one_error_line(capsys.readouterr().err)
+        assert "pip install 'langchain-tokencal[redis]'" in line
+
+    def test_unknown_store_scheme_is_refused(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A store URL of no known kind exits 1 listing the accepted ones."""
+        assert main(["--store", "mongodb://x", "stats"]) == 1
+        assert "sqlite:///" in _one_error_line(capsys.readouterr().err)
+
+    def test_sqlite_file_that_cannot_be_created(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A SQLite path under a regular file exits 1 with the reason."""
+        (tmp_path / "file").write_text("x")
+        url = f"sqlite:///{tmp_path / 'file' / 'calibration.db'}"
+        assert main(["--store", url, "stats"]) == 1
+        assert "calibration.db" in _one_error_line(capsys.readouterr().err)
+
+    def test_memory_store_is_empty_each_time(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """memory:// lives only as long as one command."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        assert (
+            main(["--store", "memory://", "calibrate", str(tmp_path / "log.jsonl")])
+            == 0
+        )
+        assert _stats_json("memory://", capsys) == {}
+
+
+class TestEntryPoint:
+    """`python -m langchain_tokencal`."""
+
+    def test_module_runs_the_command(self, tmp_path: Path, default_store: str) -> None:
+        """`python -m langchain_tokencal count` prints a count and exits 0."""
+        path = tmp_path / "m.json"
+        path.write_text('[["user", "Hello there!"]]')
+        env = {**os.environ, "TOKENCAL_STORE": default_store}
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "langchain_tokencal",
+                "count",
+                "--model",
+                "gpt-4o",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        expected = local_counter("gpt-4o")([("user", "Hello there!")])
+        assert done.stdout.startswith(f"{expected} tokens")
 
 
 class TestDemoCommand:
