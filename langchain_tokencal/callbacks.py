@@ -147,7 +147,7 @@ def _bound_tools(
 class _BoundCounter:
     """A ``trim_messages``-ready counter bound to one model and tool set."""
 
-    __slots__ = ("_conservative", "_handler", "_model", "_tools")
+    __slots__ = ("_conservative", "_handler", "_model", "_provider", "_tools")
 
     def __init__(
         self,
@@ -156,18 +156,21 @@ class _BoundCounter:
         tools: Sequence[Any] | None,
         *,
         conservative: bool,
+        provider: str | None,
     ) -> None:
         self._handler = handler
         self._model = model
         self._tools = tools
         self._conservative = conservative
+        self._provider = provider
 
     def __call__(self, messages: Sequence[BaseMessage]) -> int:
+        handler, model, tools = self._handler, self._model, self._tools
         if self._conservative:
-            return self._handler.estimate(
-                messages, model=self._model, tools=self._tools
+            return handler.estimate(
+                messages, model, tools, provider=self._provider
             ).high
-        return self._handler.count_messages(messages, self._model, self._tools)
+        return handler.count_messages(messages, model, tools, provider=self._provider)
 
     def __repr__(self) -> str:
         kind = "conservative " if self._conservative else ""
@@ -480,7 +483,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     # -- counters ---------------------------------------------------------
 
     def _counter_for(
-        self, model: str, provider: str | None = None
+        self, model: str, provider: str | None = None, *, announce: bool = True
     ) -> CalibratedCounter:
         counter = self._counters.get(model)
         if (
@@ -506,10 +509,13 @@ class TokenCalibrationHandler(BaseCallbackHandler):
                     counter.origin = self.origin
                     counter.listener = self._sync.publish
                     self._counters[model] = counter
-                    meta = (counter.provider or "",)
-                    self._sync.publish(
-                        [LearnEvent(model, "meta", meta, self.origin, time.time())]
-                    )
+                    if announce:
+                        # Others learn where this model is served; a counter
+                        # built from the store's events needs no new record.
+                        meta = (counter.provider or "",)
+                        self._sync.publish(
+                            [LearnEvent(model, "meta", meta, self.origin, time.time())]
+                        )
         return counter
 
     def _resolve(self, model: str | None) -> str:
@@ -540,6 +546,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         messages: Sequence[Any],
         model: str | None = None,
         tools: Sequence[Any] | None = None,
+        *,
+        provider: str | None = None,
     ) -> int:
         """Count the prompt tokens ``messages`` will cost on ``model``.
 
@@ -551,13 +559,16 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             n = handler.count_messages([("user", "hi")], model="gpt-4o")
             ```
         """
-        return self._counter_for(self._resolve(model)).count(messages, tools)
+        counter = self._counter_for(self._resolve(model), provider)
+        return counter.count(messages, tools)
 
     def estimate(
         self,
         messages: Sequence[Any],
         model: str | None = None,
         tools: Sequence[Any] | None = None,
+        *,
+        provider: str | None = None,
     ) -> TokenEstimate:
         """Estimate the prompt tokens with an interval and its basis.
 
@@ -566,9 +577,12 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             model: The configured model name or a dated snapshot of it. May be
                 omitted when the handler has seen exactly one model.
             tools: Tools that will be bound to the call.
+            provider: Where the model is served (``"anthropic"``, ``"ollama"``...),
+                for a model no run has reported yet; it picks the local counter
+                and the priors. Guessed from the model name when omitted.
         """
         key = self._resolve(model)
-        return self._counter_for(key).estimate(messages, tools)
+        return self._counter_for(key, provider).estimate(messages, tools)
 
     def counter(
         self,
@@ -576,6 +590,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         tools: Sequence[Any] | None = None,
         *,
         conservative: bool = False,
+        provider: str | None = None,
     ) -> Callable[[Sequence[BaseMessage]], int]:
         """A token counter for ``trim_messages`` and budgets.
 
@@ -584,6 +599,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             tools: Tools that will be bound (their cost is included).
             conservative: Count the interval's ``high`` end, so a trimmed
                 history rarely overflows the context window.
+            provider: Where the model is served, for a model no run has
+                reported yet (see `estimate`).
 
         Example:
             ```python
@@ -601,7 +618,9 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             )
             ```
         """
-        return _BoundCounter(self, model, tools, conservative=conservative)
+        return _BoundCounter(
+            self, model, tools, conservative=conservative, provider=provider
+        )
 
     # -- feeding without callbacks -----------------------------------------
 
@@ -690,6 +709,11 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         return sorted(self._counters)
 
     @property
+    def store_error(self) -> str | None:
+        """Why the store could not be reached at the last attempt, or None."""
+        return self._sync.last_error
+
+    @property
     def pending_runs(self) -> int:
         """Runs started and not yet ended (bounded by size and TTL)."""
         self._pending.purge_expired()
@@ -764,7 +788,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             by_model.setdefault(event.model, []).append(event)
         for model, batch in by_model.items():
             counter = self._counters.get(model) or self._counter_for(
-                model, providers.get(model) or None
+                model, providers.get(model) or None, announce=False
             )
             counter.replay(batch)
 

@@ -12,6 +12,7 @@ backoff.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
 import threading
 import weakref
@@ -84,7 +85,12 @@ def open_or_defer(target: str | Store | None) -> Store:
     try:
         return open_store(target)
     except StoreError as err:
-        if not isinstance(target, str) or target.startswith("sqlite:"):
+        if (
+            not isinstance(target, str)
+            or target.startswith("sqlite:")
+            or importlib.util.find_spec("redis") is None
+        ):
+            # A wrong path or a missing package will not fix itself: say so now.
             raise
         # The first failed sync logs the one warning.
         logger.debug("tokencal: store not opened yet: %s", err)
@@ -128,6 +134,7 @@ class StoreSync:
         self.origin = origin
         self.journal = MemoryStore(max_events=_JOURNAL_PER_MODEL)
         self.dropped = 0
+        self.last_error: str | None = None
         self._apply = apply
         self._interval = interval
         self._lock = threading.Lock()
@@ -200,6 +207,7 @@ class StoreSync:
                 self._push(store)
                 self._pull(store)
             except StoreError as err:
+                self.last_error = str(err)
                 if not self._failing:
                     logger.warning(
                         "tokencal: store %s unreachable (%s); counting goes on in "
@@ -212,6 +220,7 @@ class StoreSync:
         if self._failing:
             logger.info("tokencal: store %s reachable again", store.url)
         self._failing = False
+        self.last_error = None
         self._backoff = _BACKOFF_START
         return True
 
