@@ -19,7 +19,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from operator import itemgetter
+from typing import Any, Final, Protocol, cast, runtime_checkable
 
 import tiktoken
 import xxhash
@@ -29,9 +30,11 @@ from langchain_core.prompt_values import PromptValue
 from langchain_tokencal._messages import (
     all_messages,
     freeze,
-    memo_key,
+    memo_lookup,
     message_digest,
     message_parts,
+    plain_digest,
+    plain_parts,
 )
 from langchain_tokencal._openai_accounting import (
     CL100K_TOOL_RULES,
@@ -42,16 +45,20 @@ from langchain_tokencal._openai_accounting import (
     image_tokens,
     normalize_tool,
 )
-from langchain_tokencal.cache import CacheStats, TTLCache
+from langchain_tokencal.cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal.errors import UnknownModelError
 from langchain_tokencal.features import (
     CONTENT_CLASSES,
     NO_TOOLS,
+    RECORD_HEAD,
+    FeatureBatch,
     MessageFeatures,
     ToolFeatures,
     approx_tokens,
     class_chars,
+    pack_record,
     split_tokens,
+    text_classes,
 )
 
 __all__ = [
@@ -76,6 +83,11 @@ _OPENAI_PROVIDERS: Final = frozenset(
 _TOOL_CALL_ID_TOKENS: Final = 3  # langchain-openai's inferred cost; undocumented
 _APPROX_TOOL_INIT: Final = 7  # per tool, like the cookbook's func_init
 _APPROX_TOOLS_END: Final = 12  # per tool set, like the cookbook's func_end
+
+_N_CLASSES: Final = len(CONTENT_CLASSES)
+_NO_CLASSES: Final = (0.0,) * _N_CLASSES
+_unpack_head = RECORD_HEAD.unpack_from
+_second = itemgetter(1)
 
 _encodings: dict[str, tiktoken.Encoding | None] = {}
 _encoding_errors: dict[str, str] = {}
@@ -220,7 +232,7 @@ class LocalCounter:
         self._tool_rules = tool_rules
         self._tokens_per_message = tokens_per_message
         self._tokens_per_name = tokens_per_name
-        self._memo: TTLCache[Any, MessageFeatures] = TTLCache(max_size=memo_size)
+        self._memo = RecordMemo(memo_size)
         self._tool_memo: TTLCache[Any, tuple[ToolFeatures, tuple[Any, ...]]] = TTLCache(
             max_size=256
         )
@@ -255,9 +267,8 @@ class LocalCounter:
         Returns:
             ``framing`` + each message's local tokens + the tool set's tokens.
         """
-        total = self.framing
-        for features in self.message_features(messages):
-            total += features.local
+        records = self._records(messages)
+        total: int = self.framing + sum(map(_second, map(_unpack_head, records)))
         if tools:
             total += self.tool_features(tools).local
         return total
@@ -265,30 +276,122 @@ class LocalCounter:
     def message_features(
         self, messages: Sequence[BaseMessage]
     ) -> list[MessageFeatures]:
-        """Return each message's `MessageFeatures`, memoized per message."""
-        messages = as_messages(messages)
-        keys = [memo_key(message) for message in messages]
-        found = self._memo.get_many(keys)
-        for i, features in enumerate(found):
-            if features is None:
-                fresh = self._features(messages[i])
-                self._memo.put(keys[i], fresh)
-                found[i] = fresh
+        """Return each message's `MessageFeatures`, memoized per message.
+
+        Messages counted before cost a key, a lookup and a small record each;
+        only new ones are tokenized. Accepts what `as_messages` accepts; a
+        list that holds only messages is used as it is, so there is no need
+        to call `as_messages` first.
+        """
+        return list(FeatureBatch(self._records(messages)))
+
+    def feature_batch(self, messages: Sequence[BaseMessage]) -> FeatureBatch:
+        """Return the features of ``messages`` by column: digests and locals.
+
+        The same features as `message_features`, for callers that read the
+        digest and local count of every message and the vector of few: no
+        record object is built per message, which makes counting a history
+        seen before about twice as fast.
+
+        Example:
+            ```python
+            from langchain_core.messages import HumanMessage
+            from langchain_tokencal.counters import local_counter
+
+            counter = local_counter("gpt-4o")
+            batch = counter.feature_batch([HumanMessage("hi")])
+            assert batch.locals == [5] and len(batch.digests) == 1
+            ```
+        """
+        return FeatureBatch(self._records(messages))
+
+    def _records(self, messages: Sequence[Any] | PromptValue) -> list[bytes]:
+        """The memo record of each message, counting the new ones."""
+        memo = self._memo
+        # A list of messages is keyed as it is: memo_lookup checks the classes
+        # on the way (None for anything else), so as_messages' check is not
+        # run a second time when the caller already converted.
+        looked = (
+            memo_lookup(messages, memo.get)
+            if isinstance(messages, (list, tuple))
+            else None
+        )
+        if looked is None:
+            messages = as_messages(messages)
+            looked = memo_lookup(messages, memo.get)
+            if looked is None:  # pragma: no cover - as_messages returns messages
+                msg = "as_messages returned a non-message"
+                raise TypeError(msg)
+        keys, found = looked
+        memo.record_lookups(keys, found)
+        if None in found:
+            messages = cast("Sequence[BaseMessage]", messages)
+            fresh: dict[int, bytes] = {}  # a message repeated in the same list
+            for i, record in enumerate(found):
+                if record is None:
+                    key = keys[i]
+                    new = fresh.get(key)
+                    if new is None:
+                        new = fresh[key] = self._features(messages[i])
+                        memo.put(key, new)
+                    found[i] = new
         return found  # type: ignore[return-value]  # every None was replaced
 
-    def _features(self, message: BaseMessage) -> MessageFeatures:
-        """Count one message from scratch (a memo miss)."""
+    def _role_cost(self, role: str) -> float:
+        """Tokens of a role name (a handful of roles, ever)."""
+        cost = self._role_tokens.get(role)
+        if cost is None:
+            cost = self._role_tokens[role] = self._count(role)
+        return cost
+
+    def _text(self, text: str, data: bytes) -> tuple[float, tuple[float, ...]]:
+        """Tokens of a text and their split by content class."""
+        chars = text_classes(text, data)
+        if self._encoding is None:
+            tokens = approx_tokens(chars)
+        else:
+            tokens = len(self._encoding.encode_ordinary(text))
+        return tokens, split_tokens(tokens, chars)
+
+    def _features(self, message: BaseMessage) -> bytes:
+        """Count one message from scratch (a memo miss): its packed record."""
+        plain = plain_parts(message)
+        if plain is None:
+            return self._general_features(message)
+        # Most messages: string content, no tool calls. The same arithmetic
+        # as `_general_features`, minus the parsing; the content's UTF-8
+        # bytes serve the class count and the digest.
+        role, name, tool_call_id, content = plain
+        data = content.encode("utf-8", "surrogatepass")
+        overhead = self._tokens_per_message + self._role_cost(role)
+        if content:
+            tokens, classes = self._text(content, data)
+        else:
+            tokens, classes = 0, _NO_CLASSES
+        if name:
+            name_tokens, name_classes = self._text(
+                name, name.encode("utf-8", "surrogatepass")
+            )
+            tokens += name_tokens
+            classes = tuple(a + b for a, b in zip(classes, name_classes, strict=True))
+            overhead += self._tokens_per_name
+        if tool_call_id is not None:
+            overhead += _TOOL_CALL_ID_TOKENS
+        return pack_record(
+            plain_digest(role, name, tool_call_id, data),
+            int(overhead + tokens + 0 + 0.5),
+            (1.0, *(share or 0.0 for share in classes), 0.0),
+        )
+
+    def _general_features(self, message: BaseMessage) -> bytes:
+        """Count a message of any shape: blocks, images, tool calls."""
         parts = message_parts(message)
-        count = self._count
-        role = self._role_tokens.get(parts.role)
-        if role is None:
-            role = self._role_tokens[parts.role] = count(parts.role)
-        overhead = self._tokens_per_message + role
-        classes = [0.0] * len(CONTENT_CLASSES)
+        overhead = self._tokens_per_message + self._role_cost(parts.role)
+        classes = [0.0] * _N_CLASSES
 
         def add(text: str) -> float:
-            tokens = count(text)
-            for i, share in enumerate(split_tokens(tokens, class_chars(text))):
+            tokens, shares = self._text(text, text.encode("utf-8", "surrogatepass"))
+            for i, share in enumerate(shares):
                 classes[i] += share
             return tokens
 
@@ -301,13 +404,10 @@ class LocalCounter:
         if parts.tool_call_id is not None:
             overhead += _TOOL_CALL_ID_TOKENS
         image = sum(image_tokens(source, detail) for source, detail in parts.images)
-        # `or 0.0` stores the shared 0.0 constant for empty classes: the memo
-        # holds many vectors and most classes of a message are empty.
-        vector = (1.0, *(share or 0.0 for share in classes), float(image) or 0.0)
-        return MessageFeatures(
-            local=int(overhead + content + image + 0.5),
-            vector=vector,
-            digest=message_digest(message, parts),
+        return pack_record(
+            message_digest(message, parts),
+            int(overhead + content + image + 0.5),
+            (1.0, *(share or 0.0 for share in classes), float(image) or 0.0),
         )
 
     def tool_features(self, tools: Sequence[Any] | None) -> ToolFeatures:

@@ -29,19 +29,33 @@ calibration regresses reported prompt tokens on.
 from __future__ import annotations
 
 import re
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast, overload
+
+from typing_extensions import Self
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "CONTENT_CLASSES",
     "NO_TOOLS",
     "N_FEATURES",
+    "RECORD_HEAD",
+    "FeatureBatch",
     "MessageFeatures",
+    "RecordFeatures",
     "ToolFeatures",
     "approx_tokens",
     "class_chars",
+    "pack_record",
+    "record_vector",
     "split_tokens",
+    "text_classes",
 ]
 
 CONTENT_CLASSES: Final = (
@@ -91,21 +105,28 @@ CHARS_PER_TOKEN: Final[tuple[float, ...]] = (
     2.2,  # digits
 )
 _N_CLASSES: Final = len(CONTENT_CLASSES)
+_CPT_TEXT, _CPT_CODE, _CPT_DIGITS = (
+    CHARS_PER_TOKEN[0],
+    CHARS_PER_TOKEN[1],
+    CHARS_PER_TOKEN[7],
+)
 _EMPTY: Final = (0.0,) * _N_CLASSES
 
-# The ASCII fast path counts classes with bytes.translate(delete=...), a single
-# C pass per class, instead of a Python loop over characters.
+# Class counts come from the text's UTF-8 bytes with bytes.translate(delete=...),
+# one C pass each, instead of a Python loop over characters: deleting ASCII
+# letters and whitespace first leaves a short rest (code, digits and the bytes
+# of non-ASCII characters; about 15% of prose) for the other passes.
 _ASCII_DIGITS: Final = b"0123456789"
 _ASCII_TEXT: Final = (
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz \t\n\r\x0b\x0c"
 )
+_ASCII_BYTES: Final = bytes(range(0x80))
+_HIGH_BYTES: Final = bytes(range(0x80, 0x100))
 
 # Non-ASCII classes, matched as runs so the per-match overhead is per run, not
 # per character. Order of removal: ASCII, CJK (fullwidth digits are CJK because
 # they tokenize like CJK), other decimal digits, Latin letters and whitespace;
 # the rest is "other".
-_ASCII_RUN: Final = re.compile(r"[\x00-\x7f]+")
-_NON_ASCII_RUN: Final = re.compile(r"[^\x00-\x7f]+")
 _CJK_RUN: Final = re.compile(
     "["
     "\u1100-\u11ff"  # Hangul Jamo
@@ -141,19 +162,12 @@ _LATIN_RUN: Final = re.compile(
 )
 
 
-def _ascii_classes(data: bytes) -> tuple[int, int, int]:
-    """Count (text, code, digits) characters of ASCII bytes."""
-    no_digits = data.translate(None, _ASCII_DIGITS)
-    code = len(no_digits.translate(None, _ASCII_TEXT))
-    return len(no_digits) - code, code, len(data) - len(no_digits)
-
-
 def class_chars(text: str) -> tuple[int, ...]:
     """Count the characters of each content class in a text.
 
     ASCII text takes a fast path of a few C-level passes; other text adds a
-    few precompiled regular-expression passes. No Python loop runs per
-    character. Thread-safe (pure).
+    few precompiled regular-expression passes over its non-ASCII characters
+    only. No Python loop runs per character. Thread-safe (pure).
 
     Args:
         text: Any string.
@@ -170,28 +184,50 @@ def class_chars(text: str) -> tuple[int, ...]:
         assert class_chars("你好, мир") == (1, 1, 2, 3, 0, 0, 0, 0)
         ```
     """
-    if text.isascii():
-        t, c, d = _ascii_classes(text.encode("ascii"))
-        return t, c, 0, 0, 0, 0, 0, d
-    non_ascii = _ASCII_RUN.sub("", text)
-    t, c, d = _ascii_classes(
-        _NON_ASCII_RUN.sub("", text).encode("ascii")
-        if len(non_ascii) < len(text)
-        else b""
-    )
-    rest = _CJK_RUN.sub("", non_ascii)
-    cjk = len(non_ascii) - len(rest)
-    no_digits = _DIGIT_RUN.sub("", rest)
-    d += len(rest) - len(no_digits)
-    rest = _LATIN_RUN.sub("", no_digits)
-    t += len(no_digits) - len(rest)
-    if not rest:
+    return text_classes(text, text.encode("utf-8", "surrogatepass"))
+
+
+def text_classes(text: str, data: bytes) -> tuple[int, ...]:
+    """`class_chars` of a text whose UTF-8 bytes the caller already has.
+
+    Args:
+        text: Any string.
+        data: ``text.encode("utf-8", "surrogatepass")``.
+
+    Returns:
+        Characters per class, in `CONTENT_CLASSES` order.
+
+    Example:
+        ```python
+        from langchain_tokencal.features import text_classes
+
+        assert text_classes("ab 1", b"ab 1") == (3, 0, 0, 0, 0, 0, 0, 1)
+        ```
+    """
+    rest = data.translate(None, _ASCII_TEXT)  # code, digits, non-ASCII bytes
+    t = len(data) - len(rest)
+    if len(data) == len(text):  # ASCII: one byte per character
+        code = len(rest.translate(None, _ASCII_DIGITS))
+        return t, code, 0, 0, 0, 0, 0, len(rest) - code
+    ascii_rest = rest.translate(None, _HIGH_BYTES)
+    c = len(ascii_rest.translate(None, _ASCII_DIGITS))
+    d = len(ascii_rest) - c
+    # Deleting every ASCII byte from UTF-8 leaves whole multi-byte sequences:
+    # the non-ASCII characters, in order.
+    non_ascii = rest.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+    rest_chars = _CJK_RUN.sub("", non_ascii)
+    cjk = len(non_ascii) - len(rest_chars)
+    no_digits = _DIGIT_RUN.sub("", rest_chars)
+    d += len(rest_chars) - len(no_digits)
+    rest_chars = _LATIN_RUN.sub("", no_digits)
+    t += len(no_digits) - len(rest_chars)
+    if not rest_chars:
         return t, c, cjk, 0, 0, 0, 0, d
-    no_eu = _EUROPEAN_RUN.sub("", rest)
+    no_eu = _EUROPEAN_RUN.sub("", rest_chars)
     no_ar = _ARABIC_RUN.sub("", no_eu)
     other = _INDIC_RUN.sub("", no_ar)
     eu, ar, ind = (
-        len(rest) - len(no_eu),
+        len(rest_chars) - len(no_eu),
         len(no_eu) - len(no_ar),
         len(no_ar) - len(other),
     )
@@ -221,6 +257,17 @@ def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
         assert abs(sum(shares) - 10) < 1e-9
         ```
     """
+    t, c, cjk, eu, ar, ind, other, d = chars
+    if not (cjk or eu or ar or ind or other):
+        # The usual case (ASCII and Latin text): three classes. The same
+        # operations in the same order as the general case below, so the
+        # shares are bit-for-bit equal (zeros do not move a float sum).
+        wt, wc, wd = t / _CPT_TEXT, c / _CPT_CODE, d / _CPT_DIGITS
+        total = sum((wt, wc, wd))
+        if total <= 0.0:
+            return (float(tokens), *_EMPTY[1:])
+        scale = tokens / total
+        return wt * scale, wc * scale, 0.0, 0.0, 0.0, 0.0, 0.0, wd * scale
     weights = [n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True)]
     total = sum(weights)
     if total <= 0.0:
@@ -249,12 +296,121 @@ def approx_tokens(chars: tuple[int, ...]) -> float:
         assert 2 < approx_tokens(class_chars("Hello, world!")) < 6
         ```
     """
+    t, c, cjk, eu, ar, ind, other, d = chars
+    if not (cjk or eu or ar or ind or other):
+        return sum((t / _CPT_TEXT, c / _CPT_CODE, d / _CPT_DIGITS))
     return sum(n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFeatures:
+# A message's features are stored packed, as one `bytes` record (the memo
+# holds many; a record costs about a third of a tuple of floats plus a
+# dataclass):
+#   digest   u64  little-endian
+#   local    u32
+#   length   u8   of the vector
+#   mask     ceil(length / 8) bytes, little-endian: bit i set if vector[i] != 0
+#   values   f64  each nonzero vector entry, in order (exact: no rounding)
+#   stamp    u8   the memo's recency mark; ignored by `MessageFeatures`
+RECORD_HEAD: Final = struct.Struct("<QI")
+"""Layout of a packed record's head: ``(digest, local)``."""
+_HEAD_SIZE: Final = RECORD_HEAD.size
+_MAX_LOCAL: Final = 2**32 - 1
+# header bytes (length + mask) -> (values struct, slots of the values, length)
+_DECODERS: dict[bytes, tuple[struct.Struct, tuple[int, ...], int]] = {}
+
+
+def pack_record(digest: int, local: int, vector: Sequence[float]) -> bytes:
+    """Pack a message's features into one record (see `MessageFeatures`).
+
+    Zero entries of the vector take one bit; others eight bytes, unrounded.
+
+    Args:
+        digest: Unsigned 64-bit message digest.
+        local: Local token count, ``0 <= local < 2**32``.
+        vector: At most 255 floats.
+
+    Returns:
+        The record, with a zero stamp byte at the end.
+
+    Raises:
+        ValueError: If a value does not fit its field.
+
+    Example:
+        ```python
+        from langchain_tokencal.features import pack_record, record_vector
+
+        record = pack_record(7, 5, (1.0, 0.0, 2.5))
+        assert record_vector(record) == (1.0, 0.0, 2.5)
+        ```
+    """
+    n = len(vector)
+    if n > 255 or not 0 <= local <= _MAX_LOCAL:  # noqa: PLR2004 - one length byte
+        msg = (
+            f"Cannot pack features with local={local} and {n} vector entries; "
+            f"local must be in [0, {_MAX_LOCAL}] and the vector at most 255 long."
+        )
+        raise ValueError(msg)
+    mask = 0
+    values = []
+    for i, value in enumerate(vector):
+        if value:
+            mask |= 1 << i
+            values.append(value)
+    return b"".join(
+        (
+            RECORD_HEAD.pack(digest, local),
+            bytes((n,)),
+            mask.to_bytes((n + 7) // 8, "little"),
+            struct.pack(f"<{len(values)}d", *values),
+            b"\x00",
+        )
+    )
+
+
+def _decoder(header: bytes) -> tuple[struct.Struct, tuple[int, ...], int]:
+    """The struct and slots decoding a vector with this length and mask."""
+    n = header[0]
+    mask = int.from_bytes(header[1:], "little")
+    slots = tuple(i for i in range(n) if mask >> i & 1)
+    spec = (struct.Struct(f"<{len(slots)}d"), slots, n)
+    if len(_DECODERS) < 4096:  # noqa: PLR2004 - at most 2**N_FEATURES masks in use
+        _DECODERS[header] = spec
+    return spec
+
+
+def record_vector(record: bytes) -> tuple[float, ...]:
+    """Unpack the feature vector of a record made by `pack_record`.
+
+    Example:
+        ```python
+        from langchain_tokencal.features import pack_record, record_vector
+
+        assert record_vector(pack_record(1, 2, (0.0, 3.0))) == (0.0, 3.0)
+        ```
+    """
+    end = _HEAD_SIZE + 1 + (record[_HEAD_SIZE] + 7) // 8
+    header = record[_HEAD_SIZE:end]
+    values, slots, n = _DECODERS.get(header) or _decoder(header)
+    vector = [0.0] * n
+    for slot, value in zip(slots, values.unpack_from(record, end), strict=True):
+        vector[slot] = value
+    return tuple(vector)
+
+
+class _Fields(NamedTuple):
+    digest: int
+    local: int
+    record: bytes
+
+
+class MessageFeatures(_Fields):
     """What calibration needs from one message.
+
+    A read-only record: a named tuple ``(digest, local, record)`` whose vector
+    stays packed in ``record`` (see `pack_record`) until `vector` is read.
+    Counters build it with one C-level ``tuple.__new__`` per message and the
+    fields read at C speed; equality and hashing are by value (digest, local
+    and vector).
 
     Attributes:
         local: The message's token count by the local counter, including its
@@ -264,10 +420,12 @@ class MessageFeatures:
             image)`` in `CONTENT_CLASSES` order; the classes are the message's
             local content tokens (content, name, tool-call names and
             arguments) split by class, ``image`` its local image tokens. So
-            ``local`` is its overhead plus about ``sum(vector[1:])``.
+            ``local`` is its overhead plus about ``sum(vector[1:])``. Unpacked
+            on each read: keep it if you read it often.
         digest: A stable unsigned 64-bit xxh3 hash of the message's role,
             content, name, tool calls and tool-call id; identical across
             processes, so it can key persisted knowledge.
+        record: The packed features (an implementation detail).
 
     Example:
         ```python
@@ -279,9 +437,173 @@ class MessageFeatures:
         ```
     """
 
-    local: int
-    vector: tuple[float, ...]
-    digest: int
+    __slots__ = ()
+
+    def __new__(cls, local: int, vector: Sequence[float], digest: int) -> Self:
+        """Build the features of a message from its values."""
+        return tuple.__new__(cls, (digest, local, pack_record(0, 0, vector)))
+
+    def __getnewargs__(self) -> tuple[int, tuple[float, ...], int]:
+        """Arguments of `__new__` (for `copy` and `pickle`)."""
+        return self.local, self.vector, self.digest
+
+    @property
+    def vector(self) -> tuple[float, ...]:
+        """The regression features (see the class docstring)."""
+        return record_vector(self.record)
+
+    def _key(self) -> tuple[int, int, bytes]:
+        # The record's head is not needed (the fields hold it) and its stamp
+        # byte is the memo's business: neither is part of the value.
+        return self.digest, self.local, self.record[_HEAD_SIZE:-1]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when digest, local and vector are equal."""
+        if isinstance(other, MessageFeatures):
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        """The negation of `__eq__`."""
+        if isinstance(other, MessageFeatures):
+            return self._key() != other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        """Hash by value, consistent with `__eq__`."""
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        """Show the values, like a dataclass."""
+        return (
+            f"MessageFeatures(local={self.local!r}, vector={self.vector!r}, "
+            f"digest={self.digest!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[MessageFeatures], tuple[Any, ...]]:
+        """Pickle and copy through the public constructor."""
+        return MessageFeatures, (self.local, self.vector, self.digest)
+
+
+class RecordFeatures(MessageFeatures):
+    """`MessageFeatures` made from a packed record, for the counters' hot path.
+
+    ``RecordFeatures((digest, local, record))`` takes the fields as one
+    tuple, with the record's head already unpacked into ``digest`` and
+    ``local``. Its constructor is ``tuple``'s own, in C: about half the cost
+    of ``tuple.__new__(MessageFeatures, ...)`` called from Python, and no
+    vector packing.
+
+    Example:
+        ```python
+        from langchain_tokencal.features import (
+            RecordFeatures, MessageFeatures, pack_record,
+        )
+
+        record = pack_record(9, 4, (1.0, 2.0))
+        features = RecordFeatures((9, 4, record))
+        assert features == MessageFeatures(local=4, vector=(1.0, 2.0), digest=9)
+        ```
+    """
+
+    __slots__ = ()
+    __new__ = tuple.__new__  # type: ignore[assignment]
+
+
+_first = itemgetter(0)
+_DIGEST: Final = struct.Struct("<Q")
+_LOCAL: Final = struct.Struct("<8xI")
+# RecordFeatures' constructor is tuple's; give it the type it has.
+_view = cast("Callable[[tuple[int, int, bytes]], MessageFeatures]", RecordFeatures)
+
+
+class FeatureBatch(Sequence[MessageFeatures]):
+    """The features of a message list, by column: digests and local counts.
+
+    What `LocalCounter.feature_batch` returns: the columns a count reads for
+    every message, without a record object per message, plus the packed
+    records for anything else. Also a read-only sequence of
+    `MessageFeatures` (built on access), so it stands in for
+    `LocalCounter.message_features`' list. Not thread-safe to share while
+    being built; immutable after.
+
+    Attributes:
+        digests: Each message's `MessageFeatures.digest`.
+        locals: Each message's `MessageFeatures.local`.
+
+    Example:
+        ```python
+        from langchain_core.messages import HumanMessage
+        from langchain_tokencal.counters import local_counter
+
+        counter = local_counter("gpt-4o")
+        messages = [HumanMessage("hi"), HumanMessage("yo")]
+        batch = counter.feature_batch(messages)
+        assert batch.local_total == sum(batch.locals) == counter(messages) - 3
+        assert batch[0] == counter.message_features([HumanMessage("hi")])[0]
+        assert batch.vector(1)[0] == 1.0
+        ```
+    """
+
+    __slots__ = ("_locals", "_records", "digests")
+
+    def __init__(self, records: list[bytes]) -> None:
+        """Wrap packed records (see `pack_record`), one per message."""
+        self._records = records
+        self.digests: list[int] = list(map(_first, map(_DIGEST.unpack_from, records)))
+        self._locals: list[int] | None = None
+
+    @property
+    def locals(self) -> list[int]:
+        """Each message's `MessageFeatures.local` (unpacked on first use)."""
+        if self._locals is None:
+            self._locals = list(map(_first, map(_LOCAL.unpack_from, self._records)))
+        return self._locals
+
+    @property
+    def local_total(self) -> int:
+        """The sum of the local counts."""
+        return sum(self.locals)
+
+    def vector(self, index: int) -> tuple[float, ...]:
+        """`MessageFeatures.vector` of the message at ``index``."""
+        return record_vector(self._records[index])
+
+    def __len__(self) -> int:
+        """The number of messages."""
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> MessageFeatures: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[MessageFeatures]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> MessageFeatures | list[MessageFeatures]:
+        """The `MessageFeatures` at ``index`` (a list for a slice)."""
+        if isinstance(index, slice):
+            return list(
+                map(
+                    _view,
+                    zip(
+                        self.digests[index],
+                        self.locals[index],
+                        self._records[index],
+                        strict=True,
+                    ),
+                )
+            )
+        return _view((self.digests[index], self.locals[index], self._records[index]))
+
+    def __iter__(self) -> Iterator[MessageFeatures]:
+        """Each message's `MessageFeatures`, built as it is reached."""
+        return map(_view, zip(self.digests, self.locals, self._records, strict=True))
+
+    def __repr__(self) -> str:
+        """Show the size and the total."""
+        return f"FeatureBatch(messages={len(self)}, local_total={self.local_total})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,7 @@ def bounds(corpus: Corpus) -> tuple[Table, bool]:
         ("ledger prompts (cache_size)", stats.ledger.prompts.size, size),
         ("ledger messages (cache_size)", stats.ledger.messages.size, size),
         ("ledger bases (cache_size)", stats.ledger.bases.size, size),
-        ("calibrated-cost cache (cache_size)", len(counter._cost_cache), size),  # noqa: SLF001
+        ("calibrated-cost cache (cache_size)", len(counter._costs), size),  # noqa: SLF001
         ("pending runs (pending_size)", handler.pending_runs, size),
         ("residuals (max_points)", len(counter._residuals), size // 2),  # noqa: SLF001
         ("tool memo (fixed 256)", len(counter.local._tool_memo), 256),  # noqa: SLF001

@@ -433,12 +433,14 @@ class TestMemo:
         assert (stats.size, stats.max_size, stats.evictions) == (3, 3, 2)
 
     def test_memo_does_not_keep_contents_alive(self):
-        """Keys hold hashes, not the message text."""
+        """Keys are hashes and records are numbers, never the message text."""
         counter = OpenAICounter("gpt-4o")
         text = "a rather unique text " * 10
         counter([HumanMessage(text)])
-        ((key, _),) = counter._memo.items()
-        assert text not in key
+        ((key, record),) = counter._memo.items()
+        assert isinstance(key, int)
+        assert isinstance(record, bytes)
+        assert b"unique" not in record
 
     def test_tool_features_memoized(self):
         """A tool set seen before is not tokenized again."""

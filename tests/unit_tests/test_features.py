@@ -240,8 +240,12 @@ class TestRecords:
     def test_records_are_frozen(self):
         """The feature records cannot be changed."""
         features = MessageFeatures(local=1, vector=(1.0,) * 7, digest=3)
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(AttributeError):
             features.local = 2  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            features.vector = (2.0,)  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            features.other = 1  # type: ignore[attr-defined]
         with pytest.raises(dataclasses.FrozenInstanceError):
             NO_TOOLS.count = 1  # type: ignore[misc]
 
