@@ -38,7 +38,7 @@ from langchain_tokencal.reporting import (
     stats_frame,
     stats_html,
 )
-from langchain_tokencal.storage import MemoryStore, Store
+from langchain_tokencal.storage import USAGE_FIELDS, MemoryStore, Store
 from langchain_tokencal.sync import StoreSync, open_or_defer
 from langchain_tokencal.usage import TokenUsage, parse_usage
 
@@ -243,7 +243,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self._lock = threading.Lock()
         self._counters: dict[str, CalibratedCounter] = {}
         self._aliases: dict[str, str] = {}
-        # Per model: the sums of _USAGE_FIELDS.
+        # Per model: the sums of USAGE_FIELDS.
         self._usage: dict[str, list[int]] = {}
         self._pending: TTLCache[UUID, _Pending] = TTLCache(
             self.config.pending_size,
@@ -456,7 +456,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         with self._lock:
             totals = self._usage.get(model)
             if totals is None:
-                totals = self._usage[model] = [0] * len(_USAGE_FIELDS)
+                totals = self._usage[model] = [0] * len(USAGE_FIELDS)
             totals[0] += usage.input_tokens
             totals[1] += usage.output_tokens
             totals[2] += usage.total_tokens
@@ -813,18 +813,6 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     def _repr_html_(self) -> str:
         return stats_html(self.stats())
-
-
-_USAGE_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read",
-    "cache_creation",
-    "reasoning",
-    "input_audio",
-    "output_audio",
-)
 
 
 def _usage_metadata(totals: Sequence[int]) -> UsageMetadata:

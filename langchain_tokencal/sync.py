@@ -19,7 +19,13 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
-from langchain_tokencal.storage import MemoryStore, Store, StoreError, open_store
+from langchain_tokencal.storage import (
+    USAGE_FIELDS,
+    MemoryStore,
+    Store,
+    StoreError,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -37,8 +43,6 @@ _JOURNAL_PER_MODEL = 20_000
 # Backoff between failed attempts, in seconds.
 _BACKOFF_START = 0.5
 _BACKOFF_MAX = 60.0
-# Usage fields per model (see events.py).
-_USAGE_FIELDS = 8
 
 
 class _DeferredStore:
@@ -189,7 +193,7 @@ class StoreSync:
         if self.store is None:
             return
         with self._lock:
-            sums = self._usage.setdefault(model, [0] * _USAGE_FIELDS)
+            sums = self._usage.setdefault(model, [0] * len(USAGE_FIELDS))
             for i, value in enumerate(totals):
                 sums[i] += value
 
@@ -267,7 +271,7 @@ class StoreSync:
                 # Put back what was not written, in front of anything newer.
                 self._queue.extendleft(reversed(batch))
                 for model, totals in usage.items():
-                    sums = self._usage.setdefault(model, [0] * _USAGE_FIELDS)
+                    sums = self._usage.setdefault(model, [0] * len(USAGE_FIELDS))
                     for i, value in enumerate(totals):
                         sums[i] += value
             raise
