@@ -4,7 +4,14 @@ A LangChain message reaches a counter in many shapes: string or block content
 (OpenAI, Anthropic, LangChain v0 and v1 standard blocks), tool calls parsed or
 raw, names in a field or in ``additional_kwargs``. `message_parts` reduces it to
 what a chat-completions prompt renders: role, name, text pieces, images, tool
-calls and tool-call id, following langchain-openai's message conversion.
+calls and tool-call id, following langchain-openai's message conversion;
+`plain_parts` does it cheaply for the usual shape (string content, no tool
+calls).
+
+`memo_key` keys a message for the counters' memo (process-local, cheap);
+`memo_lookup` keys a whole list and looks it up in one pass, the hot path of
+counting a history seen before. `message_digest` is the stable hash that
+knowledge about a message is kept under.
 """
 
 from __future__ import annotations
@@ -121,6 +128,7 @@ def freeze(obj: Any) -> Hashable:
 _RELEVANT_EXTRAS: Final = frozenset(
     {"name", "__openai_role__", "tool_calls", "function_call"}
 )
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _NOT_MESSAGE, _PLAIN, _AI, _TOOL, _CHAT = -1, 0, 1, 2, 3
 _KINDS: dict[type, int] = {}
 # The classes of each kind seen so far, for `memo_lookup`'s dispatch (a set
@@ -186,13 +194,14 @@ def all_messages(items: Iterable[Any]) -> bool:
 def memo_key(message: BaseMessage) -> int:
     """A cheap process-local key: equal keys mean equal features.
 
-    The key is the hash of a tuple of the message's class, content, name and
-    the other fields its count depends on; for content it uses the string's
-    hash, which Python caches on the string, so keying a message seen before
-    costs O(1) and the memo keeps no text (or base64 image) alive. A false
-    match needs a 64-bit hash collision (about 1 in 10^10 for a million
-    distinct messages); the key is ``hash()``-based, so it is never persisted.
-    `memo_lookup` computes the same keys for many messages at once.
+    The key is ``hash()`` of a tuple of the message's class, content, name and
+    the other fields its count depends on. A string's hash is cached on the
+    string, so keying a message seen before costs O(1), and the memo keeps no
+    text (or base64 image) alive. A false match needs a collision of the
+    64-bit hash (``Py_hash_t`` on 64-bit builds): with a million distinct
+    messages memoized, about one chance in 37 million. Keys are process-local
+    (string hashing is salted per process) and never persisted. `memo_lookup`
+    computes the same keys for many messages at once.
     """
     cls = type(message)
     kind = _KINDS.get(cls)
@@ -247,12 +256,10 @@ def _calls_key(head: tuple[Any, ...], calls: list[Any], invalid: list[Any]) -> i
         parts = list(head)
         for call in calls:
             args = call["args"]
-            parts += (
-                call["name"],
-                call["id"],
-                tuple(args.items()),
-                tuple(map(type, args.values())),
-            )
+            types = tuple(map(type, args.values()))
+            if not _SCALARS.issuperset(types):
+                raise TypeError  # noqa: TRY301 - nested arguments: freeze them
+            parts += (call["name"], call["id"], tuple(args.items()), types)
         if invalid:
             parts.append(freeze(invalid))
         return hash(tuple(parts))
@@ -269,17 +276,6 @@ def _calls_key(head: tuple[Any, ...], calls: list[Any], invalid: list[Any]) -> i
                 freeze(invalid),
             )
         )
-
-
-def _is_plain(message: BaseMessage, kind: int) -> bool:
-    """Whether a message's key and count depend on its content and name only."""
-    if kind == _AI:
-        if message.tool_calls or message.invalid_tool_calls:  # type: ignore[attr-defined]
-            return False
-    elif kind != _PLAIN:
-        return False
-    extra = message.additional_kwargs
-    return not extra or _RELEVANT_EXTRAS.isdisjoint(extra)
 
 
 def memo_lookup(  # noqa: C901 - inlined per kind: a call per message costs more
@@ -361,21 +357,27 @@ def plain_parts(
     fixed role. For such a message the result equals what `message_parts`
     finds, so the counters can skip it.
     """
-    content = message.content
-    if content.__class__ is not str:
-        return None
     cls = type(message)
-    kind = _KINDS.get(cls)
-    if kind is None:
-        kind = _kind(cls)
     role = _FIXED_ROLES.get(cls)
-    if role is None:
+    if role is None:  # a class never seen, a ChatMessage or an unusual class
+        _kind(cls)
+        role = _FIXED_ROLES.get(cls)
+        if role is None:
+            return None
+    # The fields straight from the pydantic model's __dict__ (see memo_lookup).
+    fields = message.__dict__
+    content = fields.get("content")
+    if type(content) is not str:
         return None
-    if kind == _TOOL:
-        return role, None, message.tool_call_id, content  # type: ignore[attr-defined]
-    if not _is_plain(message, kind):
+    if cls in _TOOL_CLASSES:
+        return role, None, fields.get("tool_call_id"), content
+    extra = fields.get("additional_kwargs")
+    if (extra and not _RELEVANT_EXTRAS.isdisjoint(extra)) or (
+        cls in _AI_CLASSES
+        and (fields.get("tool_calls") or fields.get("invalid_tool_calls"))
+    ):
         return None
-    name = message.name
+    name = fields.get("name")
     return role, None if not name else str(name), None, content
 
 

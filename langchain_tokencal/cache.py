@@ -344,12 +344,12 @@ class RecordMemo:
     insertions is never evicted, and one not hit since ``max_size``
     insertions always is: LRU up to half the size.
 
-    Thread-safe, with approximate statistics under races that never corrupt
-    the map. Lookups take no lock: `get_many` and `get` are ``dict.get``
+    Thread-safe. Lookups take no lock: `get_many` and `get` are ``dict.get``
     calls, atomic under the GIL (and internally locked on free-threaded
-    builds). Writes, moves and the statistics take a lock. A record is
-    immutable, so a reader never sees one half-written, and a moved or
-    evicted entry read concurrently is still the right record for its key.
+    builds). Writes, moves and the counters take a lock, once per call. A
+    record is immutable, so a reader never sees one half-written, and an
+    entry moved or evicted while being read is still the right record for
+    its key.
 
     Args:
         max_size: Most entries held; at least 1.

@@ -38,7 +38,12 @@ from langchain_tokencal.counters import (
 )
 from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.events import LearnEvent
-from langchain_tokencal.features import N_FEATURES, MessageFeatures, ToolFeatures
+from langchain_tokencal.features import (
+    N_FEATURES,
+    FeatureBatch,
+    MessageFeatures,
+    ToolFeatures,
+)
 from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
 from langchain_tokencal.usage import SUPPORTED_PROVIDERS, TokenUsage
 
@@ -392,11 +397,11 @@ class CalibratedCounter:
 
     def _prepare(
         self, messages: Sequence[Any], tools: Sequence[Any] | None
-    ) -> tuple[list[MessageFeatures], ToolFeatures]:
-        msgs = as_messages(messages)
+    ) -> tuple[FeatureBatch, ToolFeatures]:
         if self._inbox:
             self.flush()
-        return self.local.message_features(msgs), self.local.tool_features(tools)
+        # feature_batch converts message-like input itself, and only once.
+        return self.local.feature_batch(messages), self.local.tool_features(tools)
 
     def _expire_costs(self) -> None:
         ttl = self.config.cache_ttl
@@ -459,20 +464,23 @@ class CalibratedCounter:
         return max(value, 0.0), False
 
     def _split(
-        self, feats: Sequence[MessageFeatures], tools_f: ToolFeatures
+        self, feats: FeatureBatch, tools_f: ToolFeatures
     ) -> tuple[float, float, int, bool, tuple[int, int] | None]:
         """(known tokens, estimated tokens, known messages, exact, anchor)."""
-        anchor = self._ledger.anchor(tools_f.fingerprint, [f.digest for f in feats])
-        if anchor is not None and anchor[0] == len(feats):
-            return float(anchor[1]), 0.0, len(feats), True, anchor
+        digests = feats.digests
+        anchor = self._ledger.anchor(tools_f.fingerprint, digests)
+        if anchor is not None and anchor[0] == len(digests):
+            return float(anchor[1]), 0.0, len(digests), True, anchor
         known = unknown = 0.0
         known_msgs = start = 0
         if anchor is not None:
             start, tokens = anchor
             known, known_msgs = float(tokens), start
-        cost_of = self._cost
-        for f in feats[start:] if start else feats:
-            cost, learned = cost_of(f)
+        # Memoized costs by digest in one pass; only misses build features.
+        rest = digests[start:] if start else digests
+        entries = list(map(self._costs.get, rest))
+        for j, entry in enumerate(entries):
+            cost, learned = entry if entry is not None else self._cost(feats[start + j])
             if learned:
                 known += cost
                 known_msgs += 1
@@ -497,10 +505,8 @@ class CalibratedCounter:
         hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.002)
         return lo, hi
 
-    def _estimate(
-        self, feats: Sequence[MessageFeatures], tools_f: ToolFeatures
-    ) -> TokenEstimate:
-        local_total = self.local.framing + tools_f.local + sum(f.local for f in feats)
+    def _estimate(self, feats: FeatureBatch, tools_f: ToolFeatures) -> TokenEstimate:
+        local_total = self.local.framing + tools_f.local + feats.local_total
         points = self._calibrator.points
         known, unknown, known_msgs, exact, _ = self._split(feats, tools_f)
         tokens = round(known + unknown)
@@ -711,9 +717,9 @@ class CalibratedCounter:
         reported = usage.input_tokens
         if reported <= 0:
             return self._reject("no usage")
-        feats = self.local.message_features(obs.messages)
+        feats = self.local.feature_batch(obs.messages)
         tools_f = self.local.tool_features(obs.tools)
-        local_total = self.local.framing + tools_f.local + sum(f.local for f in feats)
+        local_total = self.local.framing + tools_f.local + feats.local_total
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
             return self._reject("implausible ratio")
         known, unknown, _, exact, anchor = self._split(feats, tools_f)
@@ -742,7 +748,7 @@ class CalibratedCounter:
         else:
             self._fit(new, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)
-        digests = [f.digest for f in feats]
+        digests = feats.digests
         if digests:
             prompt_hash = prefix_hashes(tools_f.fingerprint, digests)[-1]
             self._record(

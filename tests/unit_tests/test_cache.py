@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from langchain_tokencal.cache import CacheStats, TTLCache
+from langchain_tokencal.cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal.errors import ConfigError
 
 
@@ -358,3 +358,159 @@ class TestTTLCacheProperties:
             cache.get(key)
         stats = cache.stats()
         assert stats.hits + stats.misses == len(keys)
+
+
+def rec(value: int) -> bytes:
+    """A record: eight payload bytes and a stamp byte the memo overwrites."""
+    return value.to_bytes(8, "little") + b"\xff"
+
+
+class TestRecordMemo:
+    """The counters' per-message memo: int keys, bytes records, nearly LRU."""
+
+    @pytest.mark.parametrize("max_size", [0, -1, 1.5, True])
+    def test_rejects_bad_max_size(self, max_size):
+        """A max_size below 1 (or not an int) is a ConfigError that names the rule."""
+        with pytest.raises(ConfigError, match="max_size"):
+            RecordMemo(max_size)
+
+    def test_get_many_counts_hits_and_misses(self):
+        """get_many returns each stored record (or None) and counts every key."""
+        memo = RecordMemo(8)
+        memo.put(1, rec(10))
+        memo.put(2, rec(20))
+        found = memo.get_many([2, 3, 1])
+        assert [r and r[:-1] for r in found] == [rec(20)[:-1], None, rec(10)[:-1]]
+        stats = memo.stats()
+        assert (stats.hits, stats.misses, stats.size) == (2, 1, 2)
+
+    def test_put_overwrites_the_stamp_byte(self):
+        """The last byte of a stored record is the memo's, the rest is kept."""
+        memo = RecordMemo(8)
+        memo.put(1, rec(10))
+        ((key, stored),) = memo.items()
+        assert key == 1
+        assert stored[:-1] == rec(10)[:-1]
+        assert stored[-1] == 0
+
+    def test_get_and_record_lookups_count_like_get_many(self):
+        """Lookups made with the bare get and reported count like get_many."""
+        memo = RecordMemo(8)
+        memo.put(1, rec(10))
+        keys = [1, 5, 1]
+        memo.record_lookups(keys, [memo.get(k) for k in keys])
+        stats = memo.stats()
+        assert (stats.hits, stats.misses) == (2, 1)
+
+    def test_evicts_oldest_beyond_max_size(self):
+        """Beyond max_size the oldest insertions go, and are counted."""
+        memo = RecordMemo(3)
+        for key in range(5):
+            memo.put(key, rec(key))
+        assert [k for k, _ in memo.items()] == [2, 3, 4]
+        stats = memo.stats()
+        assert (stats.size, stats.max_size, stats.evictions) == (3, 3, 2)
+
+    def test_evicts_in_batches(self):
+        """A large memo evicts max_size // 64 extra entries at a time, never more."""
+        memo = RecordMemo(640)
+        for key in range(641):
+            memo.put(key, rec(key))
+        assert len(memo) == 640 - 10
+        assert memo.stats().evictions == 11
+        assert memo.get(10) is None
+        assert memo.get(11) is not None
+
+    def test_entries_in_use_survive(self):
+        """An entry hit as often as every half of the size is never evicted."""
+        memo = RecordMemo(64)
+        memo.put(-1, rec(1))
+        for key in range(1000):
+            memo.put(key, rec(key))
+            if key % 30 == 0:
+                assert memo.get_many([-1])[0] is not None
+        assert memo.get(-1) is not None
+
+    def test_entries_not_used_are_evicted(self):
+        """An entry not hit for max_size insertions is gone."""
+        memo = RecordMemo(64)
+        memo.put(-1, rec(1))
+        memo.get_many([-1])
+        for key in range(64):
+            memo.put(key, rec(key))
+        assert memo.get(-1) is None
+
+    def test_clear_keeps_counters(self):
+        """Clearing drops entries but keeps the running totals."""
+        memo = RecordMemo(4)
+        memo.put(1, rec(1))
+        memo.get_many([1])
+        memo.clear()
+        assert len(memo) == 0
+        assert memo.stats().hits == 1
+
+    def test_stats_shape(self):
+        """Stats are a CacheStats with no TTL and no age."""
+        memo = RecordMemo(5)
+        memo.put(1, rec(1))
+        assert memo.stats() == CacheStats(
+            size=1,
+            max_size=5,
+            ttl=None,
+            hits=0,
+            misses=0,
+            evictions=0,
+            expirations=0,
+            average_age=0.0,
+        )
+        assert repr(memo) == "RecordMemo(max_size=5, size=1)"
+        assert memo.max_size == 5
+
+    def test_concurrent_use_keeps_invariants(self):
+        """Eight threads looking up and storing leave the memo bounded and counted."""
+        memo = RecordMemo(16)
+        barrier = threading.Barrier(8)
+
+        def work(seed: int) -> None:
+            barrier.wait()
+            for i in range(2000):
+                key = (seed * 7 + i) % 40
+                if i % 3:
+                    found = memo.get_many([key, key + 1])
+                    assert all(
+                        r is None or r[:-1] == rec(k)[:-1]
+                        for r, k in zip(found, [key, key + 1], strict=True)
+                    )
+                else:
+                    memo.put(key, rec(key))
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = memo.stats()
+        assert stats.hits + stats.misses == 8 * 2 * sum(1 for i in range(2000) if i % 3)
+        assert len(memo) <= 16
+
+    @given(
+        max_size=st.integers(1, 40),
+        ops=st.lists(st.tuples(st.booleans(), st.integers(0, 60)), max_size=300),
+    )
+    def test_model(self, max_size, ops):
+        """Bounded, counted, and a found record is the last one stored for its key."""
+        memo = RecordMemo(max_size)
+        latest: dict[int, int] = {}
+        lookups = 0
+        for i, (is_put, key) in enumerate(ops):
+            if is_put:
+                memo.put(key, rec(i))
+                latest[key] = i
+            else:
+                (found,) = memo.get_many([key])
+                lookups += 1
+                if found is not None:
+                    assert found[:-1] == rec(latest[key])[:-1]
+            assert len(memo) <= max_size
+        stats = memo.stats()
+        assert stats.hits + stats.misses == lookups

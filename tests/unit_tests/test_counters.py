@@ -246,6 +246,13 @@ class CounterContract:
         features = counter.message_features(HISTORY)
         assert counter(HISTORY) == counter.framing + sum(f.local for f in features)
 
+    def test_feature_batch_agrees_with_message_features(self, counter):
+        """The column view holds the same features as the list of records."""
+        features = counter.message_features(HISTORY)
+        batch = counter.feature_batch(HISTORY)
+        assert list(batch) == features
+        assert batch.local_total == counter(HISTORY) - counter.framing
+
     def test_accepts_message_likes(self, counter):
         """Tuples, dicts and strings count like the messages they stand for."""
         likes = [("system", "Be brief."), {"role": "user", "content": "Hi!"}, "Bye"]

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
+import pickle
 import subprocess
 import sys
 import unicodedata
@@ -30,11 +32,16 @@ from langchain_tokencal.features import (
     CONTENT_CLASSES,
     N_FEATURES,
     NO_TOOLS,
+    RECORD_HEAD,
     MessageFeatures,
+    RecordFeatures,
     ToolFeatures,
     approx_tokens,
     class_chars,
+    pack_record,
+    record_vector,
     split_tokens,
+    text_classes,
 )
 
 # Samples written for these tests, one per class (a few sentences each).
@@ -192,6 +199,42 @@ class TestSplitTokens:
         assert math.isclose(sum(shares), tokens, rel_tol=1e-9, abs_tol=1e-9)
 
 
+LATIN_CHARS = st.tuples(
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+    *[st.just(0)] * 5,
+    st.integers(0, 10**6),
+)
+
+
+class TestShortcuts:
+    """The three-class shortcut for Latin text changes no bit of a result."""
+
+    @given(tokens=st.integers(0, 10**6), chars=LATIN_CHARS)
+    def test_split_is_bitwise_the_general_formula(self, tokens, chars):
+        """split_tokens on text, code and digits equals the general computation."""
+        weights = [n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True)]
+        total = sum(weights)
+        expected = (
+            (float(tokens), *(0.0,) * 7)
+            if total <= 0.0
+            else tuple(w * (tokens / total) for w in weights)
+        )
+        assert split_tokens(tokens, chars) == expected
+
+    @given(chars=LATIN_CHARS)
+    def test_approx_is_bitwise_the_general_formula(self, chars):
+        """approx_tokens on text, code and digits equals the general sum."""
+        expected = sum(n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True))
+        assert approx_tokens(chars) == expected
+
+    @given(text=st.text(max_size=300))
+    def test_text_classes_is_class_chars(self, text):
+        """Counting from the UTF-8 bytes equals class_chars."""
+        data = text.encode("utf-8", "surrogatepass")
+        assert text_classes(text, data) == class_chars(text)
+
+
 class TestApproxTokens:
     """Token estimates from character classes alone."""
 
@@ -273,6 +316,119 @@ class TestRecords:
         assert zh.vector[1] == zh.vector[2] == zh.vector[4] == 0
         assert code.vector[2] > 0
         assert code.vector[3] == 0
+
+
+VECTORS = st.lists(
+    st.one_of(st.just(0.0), st.floats(allow_nan=False)), min_size=0, max_size=40
+)
+
+
+class TestPackedRecords:
+    """Features packed into one bytes record, and the views over it."""
+
+    @given(
+        digest=st.integers(0, 2**64 - 1),
+        local=st.integers(0, 2**32 - 1),
+        vector=VECTORS,
+    )
+    def test_round_trip(self, digest, local, vector):
+        """A packed record gives back its digest, local and exact vector."""
+        record = pack_record(digest, local, vector)
+        assert RECORD_HEAD.unpack_from(record) == (digest, local)
+        assert record_vector(record) == tuple(vector)
+        assert record[-1] == 0
+
+    def test_zeros_take_no_value_bytes(self):
+        """Only nonzero entries take eight bytes each."""
+        sparse = pack_record(1, 2, (1.0, *(0.0,) * 8, 0.0))
+        dense = pack_record(1, 2, (1.0, *(2.0,) * 8, 3.0))
+        assert len(dense) - len(sparse) == 9 * 8
+
+    @pytest.mark.parametrize(
+        ("digest", "local", "vector"),
+        [
+            pytest.param(-1, 1, (1.0,), id="negative-digest"),
+            pytest.param(2**64, 1, (1.0,), id="digest-too-large"),
+            pytest.param(1, -1, (1.0,), id="negative-local"),
+            pytest.param(1, 2**32, (1.0,), id="local-too-large"),
+            pytest.param(1, 1, (1.0,) * 256, id="vector-too-long"),
+        ],
+    )
+    def test_rejects_what_does_not_fit(self, digest, local, vector):
+        """Values outside their fields are a ValueError that says the limits."""
+        with pytest.raises(ValueError, match=r"must be|at most"):
+            pack_record(digest, local, vector)
+
+    def test_constructor_and_fields(self):
+        """The public constructor takes local, vector and digest by name."""
+        features = MessageFeatures(local=5, vector=(1.0, 0.0, 2.5), digest=7)
+        assert (features.local, features.vector, features.digest) == (
+            5,
+            (1.0, 0.0, 2.5),
+            7,
+        )
+        assert repr(features) == (
+            "MessageFeatures(local=5, vector=(1.0, 0.0, 2.5), digest=7)"
+        )
+
+    def test_equality_is_by_value(self):
+        """Equal values are equal and hash alike, whatever the memo's stamp byte."""
+        record = pack_record(7, 5, (1.0, 2.0))
+        restamped = record[:-1] + b"\x09"
+        a = RecordFeatures((7, 5, record))
+        b = RecordFeatures((7, 5, restamped))
+        c = MessageFeatures(local=5, vector=(1.0, 2.0), digest=7)
+        assert a == b == c
+        assert hash(a) == hash(b) == hash(c)
+        assert a != MessageFeatures(local=5, vector=(1.0, 2.5), digest=7)
+        assert a != (7, 5, record)
+        assert (7, 5, record) != a
+
+    def test_copy_and_pickle_keep_the_value(self):
+        """Copies and pickles of memo views are equal records."""
+        view = RecordFeatures((7, 5, pack_record(7, 5, (1.0, 2.0))))
+        for other in (
+            copy.copy(view),
+            copy.deepcopy(view),
+            pickle.loads(pickle.dumps(view)),  # noqa: S301 - our own object
+        ):
+            assert other == view
+            assert type(other) is MessageFeatures
+
+
+class TestFeatureBatch:
+    """Features by column: digests and locals without a record per message."""
+
+    MESSAGES = (
+        HumanMessage("Hello there"),
+        AIMessage("General Kenobi", name="kenobi"),
+        SystemMessage("Be brief."),
+    )
+
+    def test_columns_match_message_features(self):
+        """Digests, locals, vectors and items equal message_features'."""
+        counter = local_counter("gpt-4o")
+        features = counter.message_features(list(self.MESSAGES))
+        batch = counter.feature_batch(list(self.MESSAGES))
+        assert batch.digests == [f.digest for f in features]
+        assert batch.locals == [f.local for f in features]
+        assert batch.local_total == sum(f.local for f in features)
+        assert [batch.vector(i) for i in range(3)] == [f.vector for f in features]
+        assert list(batch) == features
+        assert batch[1] == features[1]
+        assert batch[1:] == features[1:]
+        assert len(batch) == 3
+
+    def test_empty(self):
+        """No messages, empty columns."""
+        batch = local_counter("gpt-4o").feature_batch([])
+        assert (batch.digests, batch.locals, batch.local_total, len(batch)) == (
+            [],
+            [],
+            0,
+            0,
+        )
+        assert repr(batch) == "FeatureBatch(messages=0, local_total=0)"
 
 
 DIGEST_SCRIPT = """
