@@ -151,18 +151,27 @@ class TokenEstimate:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """One reported call, handed from a callback to a counter.
 
     The messages are the caller's own objects, held only until the next count
-    or flush processes the observation; nothing else is kept.
+    or flush processes the observation; nothing else is kept. A named tuple:
+    one is built inside every model call, where a frozen dataclass costs more.
     """
 
     messages: Sequence[BaseMessage]
     tools: Sequence[Any] | None
     usage: TokenUsage
     reply: "BaseMessage | ReplyParts | None" = None
+
+
+class _Repeat(NamedTuple):
+    """A prompt just learned exactly, and the error record a repeat gets."""
+
+    messages: Sequence[BaseMessage]
+    tools: Sequence[Any] | None
+    reported: int
+    error: tuple[float, ...]
 
 
 class ReplyParts(NamedTuple):
@@ -367,6 +376,8 @@ class CalibratedCounter:
         # Start pessimistic: 10% error until reports say otherwise.
         self._error_ema = 0.1
         self._last_usage: TokenUsage | None = None
+        # The prompt learned last in the current drain, to spot repeats.
+        self._last_exact: _Repeat | None = None
         self._clock = clock or time.monotonic
 
     @property
@@ -561,14 +572,53 @@ class CalibratedCounter:
             self._drain()
 
     def _drain(self) -> None:
+        self._last_exact = None
         while self._inbox:
             obs = self._inbox.popleft()
             try:
-                self._learn(obs)
+                if self._is_repeat(obs):
+                    self._learn_repeat(obs)
+                else:
+                    self._learn(obs)
             except Exception:  # a bad observation must not poison the queue
                 logger.exception("could not learn from a report for %s", self.model)
                 self._reject("internal error")
+                self._last_exact = None
+        # Only consecutive reports are compared: the messages are not kept.
+        self._last_exact = None
         self._publish()
+
+    def _is_repeat(self, obs: Observation) -> bool:
+        """Whether ``obs`` reports the previous report's prompt and count again.
+
+        Cheap where it matters: the counts differ for a different prompt, and
+        a prompt holding the same message objects compares by identity.
+        """
+        last = self._last_exact
+        return (
+            last is not None
+            and obs.usage.input_tokens == last.reported
+            and obs.tools == last.tools
+            and obs.messages == last.messages
+        )
+
+    def _learn_repeat(self, obs: Observation) -> None:
+        """Learn from the report of a prompt just learned: what `_learn` would.
+
+        The prompt is now known exactly with this count, so the prediction was
+        exact and the error record is the one kept for it; only the reply may
+        be new.
+        """
+        last = self._last_exact
+        if last is None:  # pragma: no cover - checked by _is_repeat
+            return
+        try:
+            self._last_usage = obs.usage
+            self._record("error", last.error)
+            self._repeats += 1
+            self._learn_reply(obs, obs.usage)
+        finally:
+            self._costs.clear()
 
     def _publish(self) -> None:
         if self._unpublished_rejects:
@@ -611,6 +661,7 @@ class CalibratedCounter:
         with self._lock:
             self._drain()
             reason = self._learn(obs)
+            self._last_exact = None  # repeats are spotted within a drain only
             self._publish()
             return reason
 
@@ -670,7 +721,7 @@ class CalibratedCounter:
             self._costs.clear()
         return applied
 
-    def _apply(self, kind: str, v: tuple[Any, ...]) -> None:  # noqa: C901 - one branch per kind
+    def _apply(self, kind: str, v: tuple[Any, ...]) -> None:  # noqa: C901, PLR0912 - one branch per kind
         """Change the state by one learned fact (shared by learning and replay)."""
         if kind == "fit":
             n = len(COEFFICIENT_NAMES)
@@ -685,11 +736,15 @@ class CalibratedCounter:
                 self._replies.add(int(v[0]))
         elif kind == "base":
             self._ledger.bases.put(int(v[0]), float(v[1]))
-        elif kind == "residual":
-            self._residuals.append(float(v[0]))
         elif kind == "error":
+            # (local error, calibrated error[, residual]): see _learn_one.
             self._errors.append((float(v[0]), float(v[1])))
             self._error_ema += _EMA_ALPHA * (abs(float(v[1])) - self._error_ema)
+            if v[2:]:
+                self._residuals.append(float(v[2]))
+        elif kind == "residual":
+            # Written separately by earlier versions; still read from their logs.
+            self._residuals.append(float(v[0]))
         elif kind == "reply":
             self._leftovers.append(float(v[0]))
             ordered = sorted(self._leftovers)
@@ -725,17 +780,19 @@ class CalibratedCounter:
         known, unknown, _, exact, anchor = self._split(feats, tools_f)
         predicted = known + unknown
         cal_error = (predicted - reported) / reported
-        self._record("error", ((local_total - reported) / reported, cal_error))
+        error: tuple[float, ...] = ((local_total - reported) / reported, cal_error)
         # A prediction made before any report measures the prior, not the
         # calibration: it would widen every later interval for nothing.
         if self._calibrator.points:
             # Relative to the unknown part plus a floor: the known part (reply
             # costs from completion tokens, derived message costs) errs a little
-            # too, and a tiny unknown part must not blow the ratio up.
-            residual = (reported - known - unknown) / (unknown + _RESIDUAL_FLOOR)
-            self._record("residual", (residual,))
+            # too, and a tiny unknown part must not blow the ratio up. Carried
+            # by the same event: one record per report, not two.
+            error += ((reported - known - unknown) / (unknown + _RESIDUAL_FLOOR),)
+        self._record("error", error)
         if exact:
             self._repeats += 1
+            self._last_exact = _Repeat(obs.messages, obs.tools, reported, error)
             self._learn_reply(obs, usage)
             return None
         start = anchor[0] if anchor else 0
@@ -755,6 +812,9 @@ class CalibratedCounter:
                 "prompt",
                 (tools_f.fingerprint, digests[0], digests[-1], prompt_hash, reported),
             )
+            # Reported again, this prompt is an exact hit: a zero error.
+            again = (error[0], 0.0, 0.0) if self._calibrator.points else (error[0], 0.0)
+            self._last_exact = _Repeat(obs.messages, obs.tools, reported, again)
         else:
             self._ledger.record(tools_f.fingerprint, digests, reported)
         self._learn_reply(obs, usage)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
@@ -69,16 +68,29 @@ _PROVIDER_BY_TYPE: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class _Pending:
-    model: str
-    provider: str | None
-    messages: Sequence[BaseMessage]
-    tools: Sequence[Any] | None
-    # Input tokens reported by each streamed chunk, to detect summed usage.
-    streamed: list[int] = field(default_factory=list)
-    # The last such chunk's own usage: the call's when chunks are cumulative.
-    last_chunk: list[dict[str, Any]] = field(default_factory=list)
+    """A started run's prompt, waiting for its usage (one per run, short-lived)."""
+
+    # A plain slotted class: built once per model call, where a frozen
+    # dataclass's ``object.__setattr__`` per field costs more than the rest.
+    __slots__ = ("last_chunk", "messages", "model", "provider", "streamed", "tools")
+
+    def __init__(
+        self,
+        model: str,
+        provider: str | None,
+        messages: Sequence[BaseMessage],
+        tools: Sequence[Any] | None,
+    ) -> None:
+        self.model = model
+        self.provider = provider
+        self.messages = messages
+        self.tools = tools
+        # Input tokens reported by each streamed chunk, to detect summed usage;
+        # created by the first chunk that reports any.
+        self.streamed: list[int] | None = None
+        # The last such chunk's own usage: the call's when chunks are cumulative.
+        self.last_chunk: dict[str, Any] | None = None
 
 
 def _model_key(
@@ -104,11 +116,19 @@ def _model_key(
     return str(model or "unknown"), (str(provider) if provider else None)
 
 
+# Invocation parameters that carry tools or an output schema.
+_TOOL_PARAMS = frozenset({"tools", "functions", "response_format"})
+
+
 def _bound_tools(
     params: Mapping[str, Any] | None, options: Mapping[str, Any] | None
 ) -> list[Any] | None:
     """Tools and structured-output schemas bound to a call: they are prompt."""
     ip = params or {}
+    if ip.keys().isdisjoint(_TOOL_PARAMS) and (
+        not options or options.get("ls_structured_output_format") is None
+    ):
+        return None  # the common call: nothing bound, nothing to inspect
     tools: list[Any] = []
     for key in ("tools", "functions"):
         value = ip.get(key)
@@ -354,14 +374,14 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             n = usage.get("input_tokens") or 0
             pending = self._pending.peek(run_id) if n else None
             if pending is not None:
+                if pending.streamed is None:
+                    pending.streamed = []
                 pending.streamed.append(n)
                 # A copy: merging the chunks may build on their dicts.
-                pending.last_chunk[:] = [
-                    {
-                        k: dict(v) if isinstance(v, Mapping) else v
-                        for k, v in usage.items()
-                    }
-                ]
+                pending.last_chunk = {
+                    k: dict(v) if isinstance(v, Mapping) else v
+                    for k, v in usage.items()
+                }
 
     @override
     def on_llm_end(
@@ -420,7 +440,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         billed = usage
         if reason == "inflated streamed usage" and pending.last_chunk:
             # The merge summed cumulative counts; the last chunk's are the call's.
-            billed = parse_usage(pending.last_chunk[0])
+            billed = parse_usage(pending.last_chunk)
         if billed is not None and "llm_cache_hit" not in billed.flags:
             self._bill(pending.model, billed)
         if reason is not None or usage is None:

@@ -13,10 +13,10 @@ prompt text.
 |---|---|
 | ``fit`` | the regression's feature vector, then residual and local tokens |
 | ``prompt`` | tool-set fingerprint, first digest, last digest, prompt hash, tokens |
-| ``message`` | message digest, cost |
+| ``message`` | message digest, cost, whether it is a reply |
 | ``base`` | tool-set fingerprint, base cost |
-| ``residual`` | relative residual of an estimate |
-| ``error`` | local and calibrated relative error of a prediction |
+| ``error`` | local and calibrated relative error, then the relative residual |
+| ``residual`` | a relative residual alone (older logs; still read) |
 | ``reply`` | a leftover behind the reply-cost correction |
 | ``reject`` | the reason reports were not learned from, and how many |
 | ``usage`` | usage sums: input, output, total, cache read and creation, ... |
