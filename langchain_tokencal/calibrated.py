@@ -797,13 +797,14 @@ class CalibratedCounter:
             return None
         start = anchor[0] if anchor else 0
         new = feats[start:]
-        has_images = any(f.vector[N_FEATURES - 1] for f in new)
-        if has_images:
+        # Each message's vector summed by feature, in message order.
+        totals = [sum(column) for column in zip(*(f.vector for f in new), strict=True)]
+        if totals and totals[N_FEATURES - 1]:
             # Image costs are provider-specific and locally unknowable without
             # dimensions: keep the exact prompt count, skip the regression.
             self._reject("multimodal: not calibrated")
         else:
-            self._fit(new, tools_f, anchor, reported)
+            self._fit(new, totals, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)
         digests = feats.digests
         if digests:
@@ -823,10 +824,12 @@ class CalibratedCounter:
     def _fit(
         self,
         new: Sequence[MessageFeatures],
+        totals: Sequence[float],
         tools_f: ToolFeatures,
         anchor: tuple[int, int] | None,
         reported: int,
     ) -> None:
+        """Add the report to the regression: ``totals`` sums the new vectors."""
         x = [0.0] * len(COEFFICIENT_NAMES)
         local = 0.0
         if anchor is None:
@@ -840,9 +843,7 @@ class CalibratedCounter:
             target = float(reported - anchor[1])
         for f in new:
             local += f.local
-            v = f.vector
-            for i in range(N_FEATURES):
-                x[3 + i] += v[i]
+        x[3 : 3 + len(totals)] = totals
         self._record("fit", (*x, target - local, local))
 
     def _allocate(
