@@ -204,3 +204,38 @@ class TestCalibrator:
             b.add(x, truth.residual(x), _local(x))
         for ca, cb in zip(a.coefficients, b.coefficients, strict=True):
             assert ca == pytest.approx(cb, rel=1e-6, abs=1e-6)
+
+    def test_predict_and_variance_reject_wrong_feature_length(self) -> None:
+        """predict() and variance() refuse a vector of the wrong size too."""
+        cal = Calibrator(Prior.approximate())
+        with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
+            cal.predict((1.0, 2.0))
+        with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
+            cal.variance((1.0,) * (N_COEFFICIENTS + 1))
+
+    def test_unseen_feature_has_its_prior_variance(self) -> None:
+        """A feature no report has touched keeps its prior spread exactly."""
+        prior = Prior.approximate()
+        cal = Calibrator(prior)
+        rng = random.Random(6)
+        for _ in range(30):
+            x = _random_prompt(rng)
+            cal.add(x, 0.1 * x[4], _local(x))
+        # Arabic (index 8) never appeared: its variance is std^2 per token^2.
+        assert cal.variance(_x(framing=0, messages=0, arabic=100)) == pytest.approx(
+            (100 * prior.stds[8]) ** 2, rel=1e-12
+        )
+        assert cal.variance(_x(text=100)) < (100 * prior.stds[4]) ** 2
+
+    def test_window_of_one_remembers_only_the_last_report(self) -> None:
+        """With window=1 the statistics hold the newest report alone."""
+        cal = Calibrator(Prior.approximate(), window=1)
+        cal.add(_x(text=500), residual=40.0, local=503.0)
+        x = _x(code=200, messages=1)
+        weight = cal.add(x, residual=-10.0, local=207.0)
+        sigma = cal.noise(207.0)
+        w = weight / sigma**2
+        state = cal.state()
+        assert state["ata"][4][4] == 0.0  # the text report is forgotten
+        assert state["ata"][5][5] == pytest.approx(w * 200 * 200, rel=1e-12)
+        assert state["atb"][5] == pytest.approx(w * 200 * -10.0, rel=1e-12)
