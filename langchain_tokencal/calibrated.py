@@ -353,7 +353,11 @@ class CalibratedCounter:
         self._inbox: deque[Observation] = deque()
         # Per-digest costs for counting: (learned cost, True) from the ledger or
         # (calibrated estimate, False). Cleared whenever anything is learned.
+        # Each message's cost by digest, and whether it was learned. Learned
+        # entries stay until a report changes that digest's cost; estimates
+        # (listed in _estimated) until the coefficients change.
         self._costs: dict[int, tuple[float, bool]] = {}
+        self._estimated: list[int] = []
         self._costs_at = 0.0
         self._residuals: deque[float] = deque(
             maxlen=min(self.config.max_points, _RESIDUAL_WINDOW)
@@ -421,8 +425,21 @@ class CalibratedCounter:
             # quarter of it.
             now = self._clock()
             if now - self._costs_at > ttl / 4:
-                self._costs.clear()
+                self._clear_costs()
                 self._costs_at = now
+
+    def _clear_costs(self) -> None:
+        self._costs.clear()
+        self._estimated.clear()
+
+    def _forget_estimates(self) -> None:
+        """Drop the memoized estimates: the coefficients behind them changed."""
+        pop = self._costs.pop
+        for digest in self._estimated:
+            entry = pop(digest, None)
+            if entry is not None and entry[1]:
+                self._costs[digest] = entry  # learned since it was estimated
+        self._estimated.clear()
 
     def estimate(
         self, messages: Sequence[Any], tools: Sequence[Any] | None = None
@@ -445,17 +462,18 @@ class CalibratedCounter:
 
     def _cost(self, f: MessageFeatures) -> tuple[float, bool]:
         """A message's cost and whether it was learned (memoized per digest)."""
-        entry = self._costs.get(f.digest)
+        digest = f.digest
+        entry = self._costs.get(digest)
         if entry is None:
-            learned = self._ledger.message_cost(f.digest)
-            entry = (
-                (learned, True)
-                if learned is not None
-                else (self._calibrated_cost(f), False)
-            )
             if len(self._costs) >= self.config.cache_size:
-                self._costs.clear()
-            self._costs[f.digest] = entry
+                self._clear_costs()
+            learned = self._ledger.message_cost(digest)
+            if learned is not None:
+                entry = (learned, True)
+            else:
+                entry = (self._calibrated_cost(f), False)
+                self._estimated.append(digest)
+            self._costs[digest] = entry
         return entry
 
     def _base(self, tools_f: ToolFeatures, *, learned: bool) -> tuple[float, bool]:
@@ -612,13 +630,10 @@ class CalibratedCounter:
         last = self._last_exact
         if last is None:  # pragma: no cover - checked by _is_repeat
             return
-        try:
-            self._last_usage = obs.usage
-            self._record("error", last.error)
-            self._repeats += 1
-            self._learn_reply(obs, obs.usage)
-        finally:
-            self._costs.clear()
+        self._last_usage = obs.usage
+        self._record("error", last.error)
+        self._repeats += 1
+        self._learn_reply(obs, obs.usage)
 
     def _publish(self) -> None:
         if self._unpublished_rejects:
@@ -718,7 +733,7 @@ class CalibratedCounter:
                     )
                     continue
                 applied += 1
-            self._costs.clear()
+            self._clear_costs()
         return applied
 
     def _apply(self, kind: str, v: tuple[Any, ...]) -> None:  # noqa: C901, PLR0912 - one branch per kind
@@ -726,10 +741,12 @@ class CalibratedCounter:
         if kind == "fit":
             n = len(COEFFICIENT_NAMES)
             self._calibrator.add(v[:n], float(v[n]), float(v[n + 1]))
+            self._forget_estimates()
         elif kind == "prompt":
             self._ledger.insert(int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4]))
         elif kind == "message":
             self._ledger.set_message_cost(int(v[0]), float(v[1]))
+            self._costs.pop(int(v[0]), None)
             if v[2]:
                 if len(self._replies) >= _REPLIES_KEPT:
                     self._replies.clear()
@@ -760,11 +777,9 @@ class CalibratedCounter:
             raise ValueError(msg)
 
     def _learn(self, obs: Observation) -> str | None:
-        try:
-            return self._learn_one(obs)
-        finally:
-            # Learned costs and coefficients may have changed.
-            self._costs.clear()
+        # What a report changes in the memoized costs is dropped as it is
+        # applied (see _apply): the rest stays valid.
+        return self._learn_one(obs)
 
     def _learn_one(self, obs: Observation) -> str | None:
         usage = obs.usage
@@ -797,9 +812,8 @@ class CalibratedCounter:
             return None
         start = anchor[0] if anchor else 0
         new = feats[start:]
-        # Each message's vector summed by feature, in message order.
-        totals = [sum(column) for column in zip(*(f.vector for f in new), strict=True)]
-        if totals and totals[N_FEATURES - 1]:
+        totals = feats.vector_sum(start)
+        if totals[N_FEATURES - 1]:
             # Image costs are provider-specific and locally unknowable without
             # dimensions: keep the exact prompt count, skip the regression.
             self._reject("multimodal: not calibrated")
@@ -858,10 +872,11 @@ class CalibratedCounter:
         remainder = float(reported - anchor[1]) if anchor is not None else reported
         unknown: list[tuple[MessageFeatures, float]] = []
         replies = 0
+        cost_of = self._cost
         for f in new:
-            cost = ledger.message_cost(f.digest)
-            if cost is None:
-                unknown.append((f, self._calibrated_cost(f)))
+            cost, learned = cost_of(f)
+            if not learned:
+                unknown.append((f, cost))
             else:
                 remainder -= cost
                 replies += f.digest in self._replies

@@ -575,6 +575,22 @@ class FeatureBatch(Sequence[MessageFeatures]):
         """`MessageFeatures.vector` of the message at ``index``."""
         return record_vector(self._records[index])
 
+    def vector_sum(self, start: int = 0) -> list[float]:
+        """Each feature summed over the messages from ``start`` on.
+
+        Equal to summing `vector` of each message in order, without building
+        the vectors: what a fit reads of a prompt's new messages.
+        """
+        total = [0.0] * N_FEATURES
+        decoders = _DECODERS
+        for record in self._records[start:] if start else self._records:
+            end = _HEAD_SIZE + 1 + (record[_HEAD_SIZE] + 7) // 8
+            header = record[_HEAD_SIZE:end]
+            values, slots, _ = decoders.get(header) or _decoder(header)
+            for slot, value in zip(slots, values.unpack_from(record, end), strict=True):
+                total[slot] += value
+        return total
+
     def __len__(self) -> int:
         """The number of messages."""
         return len(self._records)

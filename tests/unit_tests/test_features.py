@@ -419,6 +419,22 @@ class TestFeatureBatch:
         assert batch[1:] == features[1:]
         assert len(batch) == 3
 
+    @pytest.mark.parametrize("start", [0, 1, 2, 5])
+    def test_vector_sum_equals_the_vectors_summed_in_order(self, start):
+        """vector_sum(start) adds each message's vector from start on."""
+        messages = [
+            *self.MESSAGES,
+            HumanMessage("东京的天气怎么样？ 1234 def f(x): return x"),
+            AIMessage("مرحبا नमस्ते Привет"),
+        ]
+        batch = local_counter("gpt-4o").feature_batch(messages)
+        expected = [0.0] * N_FEATURES
+        for i in range(start, len(messages)):
+            for k, value in enumerate(batch.vector(i)):
+                expected[k] += value
+        assert batch.vector_sum(start) == expected
+        assert len(batch.vector_sum(start)) == N_FEATURES
+
     def test_empty(self):
         """No messages, empty columns."""
         batch = local_counter("gpt-4o").feature_batch([])
