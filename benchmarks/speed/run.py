@@ -287,7 +287,12 @@ def _overhead(
     out: counting.Outcome,
     tables: list[timing.Table],
 ) -> dict[str, float]:
-    """Measurement 4, sync then async; the loop ratios."""
+    """Measurement 4, sync then async; the loop ratios.
+
+    Returns:
+        ``"invoke short"``-style keys for the loop's on-call ratios (a target)
+        and ``"total invoke short"``-style keys for its totals with learning.
+    """
     loop_ratios: dict[str, float] = {}
     for use_async in (False, True):
         kind = "ainvoke" if use_async else "invoke"
@@ -303,11 +308,12 @@ def _overhead(
                     out.undetermined.append(f"overhead/{kind}/{case.label}/alone")
                 elif ratio > overhead.TARGET:
                     out.failing.append(f"overhead/{kind}/{case.label}/alone")
-                table, ratio = overhead.measure_loop(
+                table, ratio, total = overhead.measure_loop(
                     case, runner, cfg.loop_reps, cfg.loop_warm, minimal
                 )
                 _emit(table, tables)
                 loop_ratios[f"{kind} {case.label}"] = ratio
+                loop_ratios[f"total {kind} {case.label}"] = total
                 if math.isnan(ratio):
                     out.undetermined.append(f"overhead/{kind}/{case.label}/loop")
                 elif ratio > overhead.TARGET:
@@ -332,8 +338,12 @@ def _summary(worst: dict[str, float], loop: dict[str, float]) -> str:
     )
     if loop:
         line += (
-            f" | loop invoke short={x('invoke short', 2, loop)} 8k={x('invoke 8k', 2, loop)}"
-            f" ainvoke short={x('ainvoke short', 2, loop)} 8k={x('ainvoke 8k', 2, loop)}"
+            f" | loop on-call invoke short={x('invoke short', 2, loop)} "
+            f"8k={x('invoke 8k', 2, loop)} ainvoke short={x('ainvoke short', 2, loop)} "
+            f"8k={x('ainvoke 8k', 2, loop)} | loop total with learning invoke "
+            f"short={x('total invoke short', 2, loop)} 8k={x('total invoke 8k', 2, loop)} "
+            f"ainvoke short={x('total ainvoke short', 2, loop)} "
+            f"8k={x('total ainvoke 8k', 2, loop)}"
         )
     return line
 
