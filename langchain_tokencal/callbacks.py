@@ -6,6 +6,7 @@
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -116,6 +117,9 @@ def _model_key(
     return str(model or "unknown"), (str(provider) if provider else None)
 
 
+# Ended runs wait for the next count, read or sync to be parsed and billed;
+# this many are settled inside the callback when nothing reads meanwhile.
+_SETTLE_AT = 64
 # Invocation parameters that carry tools or an output schema.
 _TOOL_PARAMS = frozenset({"tools", "functions", "response_format"})
 
@@ -202,9 +206,12 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     Attach it to chat models (``callbacks=[handler]``, ``config=``, or
     `get_tokencal_callback`). ``on_chat_model_start`` records the prompt,
-    ``on_llm_end`` takes the reported usage; both are O(1) and never raise
-    into the call (unless ``raise_error`` is set, for tests). Learning runs on
-    the next count. Thread-safe and usable from async code.
+    ``on_llm_end`` queues the reply that carries the usage; both are O(1) and
+    never raise into the call (unless ``raise_error`` is set, for tests). The
+    usage is parsed and billed at the next read (a count, ``usage``,
+    ``stats()``, ``flush()``, a store sync) or inside the callback once 64
+    replies wait, and learned from at the next count. Thread-safe and usable
+    from async code.
 
     Args:
         config: A `CounterConfig` or a mapping of its settings.
@@ -265,6 +272,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self._aliases: dict[str, str] = {}
         # Per model: the sums of USAGE_FIELDS.
         self._usage: dict[str, list[int]] = {}
+        # Runs ended and not yet parsed: (pending, reply message); see _end.
+        self._ended: deque[tuple[_Pending | None, BaseMessage]] = deque()
         self._pending: TTLCache[UUID, _Pending] = TTLCache(
             self.config.pending_size,
             self.config.pending_ttl,
@@ -276,6 +285,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         self._sync = StoreSync(
             shared, self.origin, self._replay, interval=sync_interval
         )
+        # Usage reaches the store once settled: settle before every push.
+        self._sync.before_push(self._settle_ended)
         # Load what the store holds now; if it is unreachable this logs one
         # warning and the background thread retries.
         self._sync.start()
@@ -393,7 +404,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Take the reported usage of a run and queue it for learning."""
+        """Queue the reply of a run: its usage is read at the next read or count."""
         try:
             self._end(response, run_id)
         except Exception:
@@ -418,11 +429,42 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     def _end(self, response: LLMResult, run_id: UUID) -> None:
         pending = self._pending.pop(run_id)
-        streamed = pending.streamed if pending is not None else None
         try:
             message: Any = getattr(response.generations[0][0], "message", None)
         except IndexError:
             message = None
+        if not isinstance(message, BaseMessage):
+            self._settle(pending, None, response)  # completion models: rare
+            return
+        # The message object, not its generation: an LLM cache later points the
+        # cached generation at a zero-cost copy; the message itself stays as is.
+        # Parsing and billing wait for the next read (see _settle_ended).
+        self._ended.append((pending, message))
+        if len(self._ended) >= _SETTLE_AT:
+            self._settle_ended()  # nobody reads: bound the queue here
+
+    def _settle_ended(self) -> None:
+        """Parse, bill and queue for learning every run ended since last time."""
+        ended = self._ended
+        while ended:
+            try:
+                pending, message = ended.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                self._settle(pending, message, None)
+            except Exception:
+                if self.raise_error:
+                    raise
+                logger.exception("tokencal: could not learn from a model response")
+
+    def _settle(
+        self,
+        pending: _Pending | None,
+        message: BaseMessage | None,
+        response: LLMResult | None,
+    ) -> None:
+        streamed = pending.streamed if pending is not None else None
         usage = parse_usage(message if message is not None else response)
         if pending is None:
             # Started before this handler was attached, or expired: bill only.
@@ -579,6 +621,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             n = handler.count_messages([("user", "hi")], model="gpt-4o")
             ```
         """
+        if self._ended:
+            self._settle_ended()
         counter = self._counter_for(self._resolve(model), provider)
         return counter.count(messages, tools)
 
@@ -601,6 +645,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
                 for a model no run has reported yet; it picks the local counter
                 and the priors. Guessed from the model name when omitted.
         """
+        if self._ended:
+            self._settle_ended()
         key = self._resolve(model)
         return self._counter_for(key, provider).estimate(messages, tools)
 
@@ -666,6 +712,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         Returns:
             ``None`` when learned, else the reason it was not.
         """
+        self._settle_ended()  # earlier calls first
         usage = (
             response_or_usage
             if isinstance(response_or_usage, TokenUsage)
@@ -719,6 +766,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     @property
     def usage(self) -> dict[str, UsageMetadata]:
         """Aggregated usage per model; LLM-cache hits are billed as zero."""
+        self._settle_ended()
         with self._lock:
             snapshot = {model: tuple(totals) for model, totals in self._usage.items()}
         return {model: _usage_metadata(totals) for model, totals in snapshot.items()}
@@ -726,6 +774,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     @property
     def models(self) -> list[str]:
         """Model keys this handler has counters for."""
+        self._settle_ended()
         return sorted(self._counters)
 
     @property
@@ -745,12 +794,14 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         Returns:
             False when the store could not be reached (logged; retried later).
         """
+        self._settle_ended()
         for counter in list(self._counters.values()):
             counter.flush()
         return self._sync.sync()
 
     def close(self) -> None:
         """Flush, then stop the store's background thread and close it."""
+        self._settle_ended()
         for counter in list(self._counters.values()):
             counter.flush()
         self._sync.close(flush=True)
@@ -774,6 +825,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             restored = TokenCalibrationHandler.load("calibration.jsonl")
             ```
         """
+        self._settle_ended()
         for counter in list(self._counters.values()):
             counter.flush()
         events, _ = self._sync.journal.read()
@@ -814,6 +866,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     def stats(self) -> dict[str, ModelStats]:
         """Per-model calibration statistics (frozen snapshots)."""
+        self._settle_ended()
         return {name: c.stats() for name, c in sorted(self._counters.items())}
 
     def stats_frame(self) -> "pd.DataFrame":

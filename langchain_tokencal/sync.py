@@ -152,6 +152,13 @@ class StoreSync:
         self._stop = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        # Called before each push: the owner settles what it queued (held
+        # weakly, so the sync keeps no owner alive).
+        self._before_push: weakref.WeakMethod[Callable[[], None]] | None = None
+
+    def before_push(self, method: Callable[[], None]) -> None:
+        """Call the bound ``method`` before each push (held weakly)."""
+        self._before_push = weakref.WeakMethod(method)
 
     def start(self) -> None:
         """Load what the store holds, then start the background thread.
@@ -206,6 +213,9 @@ class StoreSync:
         store = self.store
         if store is None or self._closed:
             return store is None
+        settle = self._before_push() if self._before_push is not None else None
+        if settle is not None:
+            settle()
         with self._io_lock:
             try:
                 self._push(store)

@@ -553,7 +553,11 @@ class TestErrors:
         assert handler.stats()["fake-claude"].rejected == {"model error": 1}
 
     def test_handler_bug_in_end_never_breaks_the_call(self, monkeypatch, caplog):
-        """With raise_error False, a bug in on_llm_end is logged and the reply arrives."""
+        """With raise_error False, a bug in reading a report is logged, and the reply arrives.
+
+        The report is parsed when it is next read (here by ``usage``), not in
+        the callback; the bug is logged there and loses nothing else.
+        """
 
         def broken(*args: Any, **kwargs: Any) -> None:
             msg = "handler bug"
@@ -563,6 +567,8 @@ class TestErrors:
         quiet = TokenCalibrationHandler()
         with caplog.at_level(logging.ERROR, logger="langchain_tokencal.callbacks"):
             reply = FakeUsageChatModel(callbacks=[quiet]).invoke(PROMPT)
+            assert quiet.usage == {}
+            assert quiet.count_messages(PROMPT, model="fake-claude") > 0
         assert isinstance(reply, AIMessage)
         assert reply.content
         records = [
@@ -586,15 +592,16 @@ class TestErrors:
         assert any(r.name == "langchain_tokencal.callbacks" for r in caplog.records)
 
     def test_handler_bug_surfaces_with_raise_error(self, handler, monkeypatch):
-        """With raise_error True the same bug reaches the caller (so tests see bugs)."""
+        """With raise_error True the same bug reaches the reader (so tests see bugs)."""
 
         def broken(*args: Any, **kwargs: Any) -> None:
             msg = "handler bug"
             raise RuntimeError(msg)
 
         monkeypatch.setattr(callbacks, "parse_usage", broken)
+        FakeUsageChatModel(callbacks=[handler]).invoke(PROMPT)
         with pytest.raises(RuntimeError, match="handler bug"):
-            FakeUsageChatModel(callbacks=[handler]).invoke(PROMPT)
+            handler.count_messages(PROMPT, model="fake-claude")
 
     def test_cancelled_ainvoke_expires_by_ttl(self):
         """A cancelled ainvoke fires neither end nor error; its entry expires by TTL."""
