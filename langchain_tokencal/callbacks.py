@@ -20,8 +20,8 @@ from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 from typing_extensions import override
 
+from langchain_tokencal._runs import Pending, PendingRuns
 from langchain_tokencal._usage_providers import canonical_label
-from langchain_tokencal.cache import TTLCache
 from langchain_tokencal.calibrated import (
     CalibratedCounter,
     ModelStats,
@@ -67,31 +67,6 @@ _PROVIDER_BY_TYPE: Mapping[str, str] = {
     "cohere-chat": "cohere",
     "chat-deepseek": "deepseek",
 }
-
-
-class _Pending:
-    """A started run's prompt, waiting for its usage (one per run, short-lived)."""
-
-    # A plain slotted class: built once per model call, where a frozen
-    # dataclass's ``object.__setattr__`` per field costs more than the rest.
-    __slots__ = ("last_chunk", "messages", "model", "provider", "streamed", "tools")
-
-    def __init__(
-        self,
-        model: str,
-        provider: str | None,
-        messages: Sequence[BaseMessage],
-        tools: Sequence[Any] | None,
-    ) -> None:
-        self.model = model
-        self.provider = provider
-        self.messages = messages
-        self.tools = tools
-        # Input tokens reported by each streamed chunk, to detect summed usage;
-        # created by the first chunk that reports any.
-        self.streamed: list[int] | None = None
-        # The last such chunk's own usage: the call's when chunks are cumulative.
-        self.last_chunk: dict[str, Any] | None = None
 
 
 def _model_key(
@@ -273,8 +248,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         # Per model: the sums of USAGE_FIELDS.
         self._usage: dict[str, list[int]] = {}
         # Runs ended and not yet parsed: (pending, reply message); see _end.
-        self._ended: deque[tuple[_Pending | None, BaseMessage]] = deque()
-        self._pending: TTLCache[UUID, _Pending] = TTLCache(
+        self._ended: deque[tuple[Pending | None, BaseMessage]] = deque()
+        self._pending = PendingRuns(
             self.config.pending_size,
             self.config.pending_ttl,
             **({} if clock is None else {"clock": clock}),
@@ -337,7 +312,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             model, provider = _model_key(serialized, metadata, params)
             prompt = list(messages[0]) if messages else []
             tools = _bound_tools(params, kwargs.get("options"))
-            self._pending.put(run_id, _Pending(model, provider, prompt, tools))
+            self._pending.put(run_id, Pending(model, provider, prompt, tools))
         except Exception:
             if self.raise_error:
                 raise
@@ -360,7 +335,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
             params = kwargs.get("invocation_params")
             model, provider = _model_key(serialized, metadata, params)
             prompt = [HumanMessage(prompts[0])] if prompts else []
-            self._pending.put(run_id, _Pending(model, provider, prompt, None))
+            self._pending.put(run_id, Pending(model, provider, prompt, None))
         except Exception:
             if self.raise_error:
                 raise
@@ -460,7 +435,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
 
     def _settle(
         self,
-        pending: _Pending | None,
+        pending: Pending | None,
         message: BaseMessage | None,
         response: LLMResult | None,
     ) -> None:
