@@ -58,7 +58,7 @@ DEFAULT = Settings(
     min_sample_ns=20e6,
     overhead_reps=25,
     overhead_min_ns=30e6,
-    loop_reps=21,
+    loop_reps=61,
     loop_warm=2,
     memo_messages=20_000,
 )
