@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.cache import check_bounds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -64,6 +64,10 @@ class PendingRuns:
     Thread-safe: a put, pop or peek is one dictionary operation (atomic in
     CPython); only eviction beyond ``max_size`` takes a lock.
 
+    Raises:
+        ConfigError: On a ``max_size`` below 1 or a ``ttl`` that is not a
+            positive number of seconds (see `check_bounds`).
+
     Example:
         ```python
         from uuid import uuid4
@@ -90,12 +94,7 @@ class PendingRuns:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create an empty map (see the class docstring)."""
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            msg = f"max_size must be an integer >= 1, got {max_size!r}."
-            raise ConfigError(msg)
-        if ttl is not None and not ttl > 0:
-            msg = f"ttl must be a positive number of seconds or None, got {ttl!r}."
-            raise ConfigError(msg)
+        check_bounds(max_size, ttl)
         self._max_size = max_size
         self._ttl = ttl
         self._clock = clock

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from langchain_tokencal.errors import ConfigError
 
-__all__ = ["CacheStats", "RecordMemo", "TTLCache"]
+__all__ = ["CacheStats", "RecordMemo", "TTLCache", "check_bounds"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -74,6 +74,28 @@ class CacheStats:
         """Hits per lookup; 0.0 before the first lookup."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
+
+
+def check_bounds(max_size: int, ttl: float | None) -> None:
+    """Refuse a size or TTL no bounded map can use.
+
+    Raises:
+        ConfigError: If ``max_size`` is not an integer >= 1, or ``ttl`` is
+            neither ``None`` nor a positive number of seconds.
+
+    Example:
+        ```python
+        from langchain_tokencal.cache import check_bounds
+
+        check_bounds(100, 60.0)  # fine; check_bounds(0, None) raises ConfigError
+        ```
+    """
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        msg = f"max_size must be an integer >= 1, got {max_size!r}."
+        raise ConfigError(msg)
+    if ttl is not None and not (ttl > 0 and not math.isnan(ttl)):
+        msg = f"ttl must be a positive number of seconds or None, got {ttl!r}."
+        raise ConfigError(msg)
 
 
 class TTLCache(Generic[K, V]):
@@ -127,12 +149,7 @@ class TTLCache(Generic[K, V]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create an empty cache (see the class docstring for the arguments)."""
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            msg = f"max_size must be an integer >= 1, got {max_size!r}."
-            raise ConfigError(msg)
-        if ttl is not None and not (ttl > 0 and not math.isnan(ttl)):
-            msg = f"ttl must be a positive number of seconds or None, got {ttl!r}."
-            raise ConfigError(msg)
+        check_bounds(max_size, ttl)
         self._max_size = max_size
         self._ttl = None if ttl is None else float(ttl)
         self._clock = clock
