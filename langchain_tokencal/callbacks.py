@@ -439,6 +439,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         message: BaseMessage | None,
         response: LLMResult | None,
     ) -> None:
+        """Parse one ended run's usage, bill it, and queue it for learning."""
         streamed = pending.streamed if pending is not None else None
         usage = parse_usage(message if message is not None else response)
         if pending is None:
