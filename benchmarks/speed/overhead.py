@@ -39,7 +39,7 @@ import functools
 import itertools
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -56,6 +56,7 @@ from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal.testing import FakeUsageChatModel
 
 MODEL = "bench-fake"
+CONTROL = "control: minimal hooks + our learning between calls"
 TARGET = 2.0
 SHORT_PROMPT: tuple[BaseMessage, ...] = (
     SystemMessage("You are a helpful assistant. Answer in one short paragraph."),
@@ -213,8 +214,12 @@ class Runner:
         prompts: Sequence[list[BaseMessage]],
         *,
         flush: bool,
+        after: Callable[[list[BaseMessage], Any], object] | None = None,
     ) -> tuple[float, float, float]:
-        """Per-iteration ns of (flush, count, call) over ``prompts``."""
+        """Per-iteration ns of (flush, count, call) over ``prompts``.
+
+        ``after(prompt, reply)`` runs after each call, untimed.
+        """
         tf = tc = tm = 0
 
         def before(prompt: list[BaseMessage]) -> int:
@@ -232,16 +237,20 @@ class Runner:
         if self.loop is None:
             for prompt in prompts:
                 t2 = before(prompt)
-                model.invoke(prompt)
+                reply = model.invoke(prompt)
                 tm += now() - t2
+                if after is not None:
+                    after(prompt, reply)
         else:
 
             async def run() -> None:
                 nonlocal tm
                 for prompt in prompts:
                     t2 = before(prompt)
-                    await model.ainvoke(prompt)
+                    reply = await model.ainvoke(prompt)
                     tm += now() - t2
+                    if after is not None:
+                        after(prompt, reply)
 
             self.loop.run_until_complete(run())
         n = len(prompts)
@@ -370,6 +379,10 @@ def measure_loop(
         "no handler": (TokenCalibrationHandler(), None),
         "minimal handler": (TokenCalibrationHandler(), [MinimalHandler()]),
         "ours": (ours_handler, [ours_handler]),
+        # Control: the minimal handler's hooks, and our learning between calls
+        # (observe() right after each call, untimed; it learns then, as ours
+        # does at the next count): the call's cost of following that work.
+        CONTROL: (TokenCalibrationHandler(), [MinimalHandler()]),
     }
     # Every arm walks the same chat from the start: its b-th sample runs block
     # b. Replies (with their true usage) are built before the timing.
@@ -382,7 +395,13 @@ def measure_loop(
         cursors[arm] += 1
         replies = [reply_for(p, t) for p, t in zip(prompts, texts, strict=True)]
         model = BenchFakeChatModel(messages=iter(replies), callbacks=callbacks)
-        got = runner.chat(model, counter, prompts, flush=arm == "ours")
+        after = None
+        if arm == CONTROL:
+
+            def after(prompt: list[BaseMessage], reply: Any) -> object:
+                return counter.observe(prompt, reply, MODEL)
+
+        got = runner.chat(model, counter, prompts, flush=arm == "ours", after=after)
         parts[arm].append(got)
         return sum(got)
 
@@ -398,15 +417,18 @@ def measure_loop(
     on_call, _ = _overhead_rows(
         table, calls, [], label=f"on-call overhead ({kind} alone)"
     )
+    control = [a - b for a, b in zip(calls[CONTROL], calls["no handler"], strict=True)]
+    table.add(f"  on-call overhead: {CONTROL}", stat(control))
+    timed = [arm for arm in arms if arm != CONTROL]
     total, _ = _overhead_rows(
         table,
         raw,
-        list(arms),
+        timed,
         minimal_ref,
         label="total overhead (with learning)",
         is_target=False,
     )
-    for arm in arms:
+    for arm in timed:
         got = parts[arm][warm_blocks:]
         f, c, m = (stat([g[i] for g in got]) for i in range(3))
         if arm == "ours":
