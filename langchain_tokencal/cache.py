@@ -401,9 +401,7 @@ class RecordMemo:
 
     def __init__(self, max_size: int) -> None:
         """Create an empty memo (see the class docstring)."""
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            msg = f"max_size must be an integer >= 1, got {max_size!r}."
-            raise ConfigError(msg)
+        check_bounds(max_size, None)
         self._max_size = max_size
         self._period = max(1, max_size // 4)
         self._slack = max_size // 64

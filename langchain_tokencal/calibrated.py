@@ -434,11 +434,11 @@ class CalibratedCounter:
 
     def _forget_estimates(self) -> None:
         """Drop the memoized estimates: the coefficients behind them changed."""
-        pop = self._costs.pop
+        costs = self._costs
         for digest in self._estimated:
-            entry = pop(digest, None)
-            if entry is not None and entry[1]:
-                self._costs[digest] = entry  # learned since it was estimated
+            entry = costs.get(digest)
+            if entry is not None and not entry[1]:  # not learned since
+                del costs[digest]
         self._estimated.clear()
 
     def estimate(
@@ -594,8 +594,9 @@ class CalibratedCounter:
         while self._inbox:
             obs = self._inbox.popleft()
             try:
-                if self._is_repeat(obs):
-                    self._learn_repeat(obs)
+                last = self._repeat_of(obs)
+                if last is not None:
+                    self._learn_repeat(obs, last)
                 else:
                     self._learn(obs)
             except Exception:  # a bad observation must not poison the queue
@@ -606,30 +607,29 @@ class CalibratedCounter:
         self._last_exact = None
         self._publish()
 
-    def _is_repeat(self, obs: Observation) -> bool:
-        """Whether ``obs`` reports the previous report's prompt and count again.
+    def _repeat_of(self, obs: Observation) -> _Repeat | None:
+        """The previous report, if ``obs`` reports its prompt and count again.
 
         Cheap where it matters: the counts differ for a different prompt, and
         a prompt holding the same message objects compares by identity.
         """
         last = self._last_exact
-        return (
+        if (
             last is not None
             and obs.usage.input_tokens == last.reported
             and obs.tools == last.tools
             and obs.messages == last.messages
-        )
+        ):
+            return last
+        return None
 
-    def _learn_repeat(self, obs: Observation) -> None:
+    def _learn_repeat(self, obs: Observation, last: _Repeat) -> None:
         """Learn from the report of a prompt just learned: what `_learn` would.
 
         The prompt is now known exactly with this count, so the prediction was
         exact and the error record is the one kept for it; only the reply may
         be new.
         """
-        last = self._last_exact
-        if last is None:  # pragma: no cover - checked by _is_repeat
-            return
         self._last_usage = obs.usage
         self._record("error", last.error)
         self._repeats += 1
@@ -754,7 +754,7 @@ class CalibratedCounter:
         elif kind == "base":
             self._ledger.bases.put(int(v[0]), float(v[1]))
         elif kind == "error":
-            # (local error, calibrated error[, residual]): see _learn_one.
+            # (local error, calibrated error[, residual]): see _learn.
             self._errors.append((float(v[0]), float(v[1])))
             self._error_ema += _EMA_ALPHA * (abs(float(v[1])) - self._error_ema)
             if v[2:]:
@@ -779,9 +779,6 @@ class CalibratedCounter:
     def _learn(self, obs: Observation) -> str | None:
         # What a report changes in the memoized costs is dropped as it is
         # applied (see _apply): the rest stays valid.
-        return self._learn_one(obs)
-
-    def _learn_one(self, obs: Observation) -> str | None:
         usage = obs.usage
         self._last_usage = usage
         reported = usage.input_tokens

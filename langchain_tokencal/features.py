@@ -390,6 +390,14 @@ def _decoder(header: bytes) -> tuple[struct.Struct, tuple[int, ...], int]:
     return spec
 
 
+def _slot_values(record: bytes) -> tuple[zip[tuple[int, float]], int]:
+    """The (slot, value) pairs a record stores, and its vector's length."""
+    end = _HEAD_SIZE + 1 + (record[_HEAD_SIZE] + 7) // 8
+    header = record[_HEAD_SIZE:end]
+    values, slots, n = _DECODERS.get(header) or _decoder(header)
+    return zip(slots, values.unpack_from(record, end), strict=True), n
+
+
 def record_vector(record: bytes) -> tuple[float, ...]:
     """Unpack the feature vector of a record made by `pack_record`.
 
@@ -400,11 +408,9 @@ def record_vector(record: bytes) -> tuple[float, ...]:
         assert record_vector(pack_record(1, 2, (0.0, 3.0))) == (0.0, 3.0)
         ```
     """
-    end = _HEAD_SIZE + 1 + (record[_HEAD_SIZE] + 7) // 8
-    header = record[_HEAD_SIZE:end]
-    values, slots, n = _DECODERS.get(header) or _decoder(header)
+    pairs, n = _slot_values(record)
     vector = [0.0] * n
-    for slot, value in zip(slots, values.unpack_from(record, end), strict=True):
+    for slot, value in pairs:
         vector[slot] = value
     return tuple(vector)
 
@@ -582,12 +588,8 @@ class FeatureBatch(Sequence[MessageFeatures]):
         the vectors: what a fit reads of a prompt's new messages.
         """
         total = [0.0] * N_FEATURES
-        decoders = _DECODERS
         for record in self._records[start:] if start else self._records:
-            end = _HEAD_SIZE + 1 + (record[_HEAD_SIZE] + 7) // 8
-            header = record[_HEAD_SIZE:end]
-            values, slots, _ = decoders.get(header) or _decoder(header)
-            for slot, value in zip(slots, values.unpack_from(record, end), strict=True):
+            for slot, value in _slot_values(record)[0]:
                 total[slot] += value
         return total
 
