@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.offline_encodings import ensure_cache
+
 _API_KEYS = (
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -22,7 +24,20 @@ _API_KEYS = (
     "LANGCHAIN_API_KEY",
 )
 
-_SHARED_CACHE = Path(__file__).resolve().parents[3] / "shared" / "tiktoken-cache"
+_REPO = Path(__file__).resolve().parents[2]
+_SHARED_CACHE = _REPO.parent / "shared" / "tiktoken-cache"
+
+
+def _encoding_cache() -> Path | None:
+    """CI's shared tiktoken cache, else one written from quicktok's vocabularies."""
+    if _SHARED_CACHE.is_dir():
+        return _SHARED_CACHE
+    return ensure_cache(_REPO / ".cache" / "tiktoken")
+
+
+# Once per session, before any test loads an encoding (and never with a cache
+# the user configured).
+_CACHE = None if os.environ.get("TIKTOKEN_CACHE_DIR") else _encoding_cache()
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -34,5 +49,5 @@ def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGCHAIN_TRACING_V2", "false")
-    if not os.environ.get("TIKTOKEN_CACHE_DIR") and _SHARED_CACHE.is_dir():
-        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(_SHARED_CACHE))
+    if _CACHE is not None:
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(_CACHE))
