@@ -27,19 +27,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)  ## Create .venv and install the package with its test extra.
 
+# tiktoken's encodings without a download: the user's TIKTOKEN_CACHE_DIR, else
+# CI's shared cache, else files written from quicktok (tests/offline_encodings.py).
+ENCODINGS = TIKTOKEN_CACHE_DIR="$${TIKTOKEN_CACHE_DIR:-$$($(BIN)/python -m tests.offline_encodings)}"
+
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	@touch $(BENCH_STAMP)
 
 bench-accuracy: $(BENCH_STAMP)  ## Accuracy against hidden real tokenizers and chat templates (QUICK=1 for a smoke run).
-	$(BIN)/python -m benchmarks.accuracy $(if $(QUICK),--quick)
+	$(ENCODINGS) $(BIN)/python -m benchmarks.accuracy $(if $(QUICK),--quick)
 
 bench-speed: $(BENCH_STAMP)  ## Speed ratios against tiktoken, langchain-core and langchain-openai (QUICK=1 for a smoke run).
-	$(BIN)/python -m benchmarks.speed $(if $(QUICK),--quick)
+	$(ENCODINGS) $(BIN)/python -m benchmarks.speed $(if $(QUICK),--quick)
 
 demo: $(STAMP)  ## Run the main job: a simulated session, calibrated live.
-	$(BIN)/python -m langchain_tokencal demo
+	$(ENCODINGS) $(BIN)/python -m langchain_tokencal demo
 
 test: lint typecheck unit  ## Lint, type check and run every test (offline).
 

@@ -15,12 +15,12 @@ import hashlib
 import os
 import struct
 from importlib import resources
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from pathlib import Path
+__all__ = ["encoding_cache", "ensure_cache"]
 
-__all__ = ["ensure_cache"]
+_REPO = Path(__file__).resolve().parents[1]
+_SHARED = _REPO.parent / "shared" / "tiktoken-cache"
 
 _BLOBS = "https://openaipublic.blob.core.windows.net/encodings/"
 # quicktok vocabulary -> (tiktoken file, the SHA-256 tiktoken checks it against).
@@ -87,3 +87,23 @@ def ensure_cache(folder: Path) -> Path | None:
         partial.write_bytes(text)
         partial.replace(target)
     return folder
+
+
+def encoding_cache() -> Path | None:
+    """CI's shared tiktoken cache if present, else one written by `ensure_cache`.
+
+    Example:
+        ```python
+        from tests.offline_encodings import encoding_cache
+
+        cache = encoding_cache()  # None: no cache, tiktoken will download
+        ```
+    """
+    if _SHARED.is_dir():
+        return _SHARED
+    return ensure_cache(_REPO / ".cache" / "tiktoken")
+
+
+if __name__ == "__main__":
+    # For the Makefile: print the folder to use as TIKTOKEN_CACHE_DIR, if any.
+    print(encoding_cache() or "")  # noqa: T201 - the output is the result

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.offline_encodings import ensure_cache
+from tests.offline_encodings import encoding_cache
 
 _API_KEYS = (
     "OPENAI_API_KEY",
@@ -24,20 +24,9 @@ _API_KEYS = (
     "LANGCHAIN_API_KEY",
 )
 
-_REPO = Path(__file__).resolve().parents[2]
-_SHARED_CACHE = _REPO.parent / "shared" / "tiktoken-cache"
-
-
-def _encoding_cache() -> Path | None:
-    """CI's shared tiktoken cache, else one written from quicktok's vocabularies."""
-    if _SHARED_CACHE.is_dir():
-        return _SHARED_CACHE
-    return ensure_cache(_REPO / ".cache" / "tiktoken")
-
-
 # Once per session, before any test loads an encoding (and never with a cache
 # the user configured).
-_CACHE = None if os.environ.get("TIKTOKEN_CACHE_DIR") else _encoding_cache()
+_CACHE = None if os.environ.get("TIKTOKEN_CACHE_DIR") else encoding_cache()
 
 DATA_DIR = Path(__file__).parent / "data"
 
