@@ -1,14 +1,16 @@
 """Accurate prompt token counts for LangChain chat models, learned from usage."""
 
-from langchain_tokencal.calibrated import (
+from langchain_tokencal._calibration.counter import (
     CalibratedCounter,
     ModelStats,
     TokenEstimate,
     create_counter,
 )
-from langchain_tokencal.callbacks import TokenCalibrationHandler, get_tokencal_callback
-from langchain_tokencal.config import CounterConfig
-from langchain_tokencal.counters import (
+from langchain_tokencal._callbacks.handler import (
+    TokenCalibrationHandler,
+    get_tokencal_callback,
+)
+from langchain_tokencal._counting.local import (
     ApproximateCounter,
     CounterInfo,
     LocalCounter,
@@ -16,6 +18,14 @@ from langchain_tokencal.counters import (
     TokenCounter,
     local_counter,
 )
+from langchain_tokencal._reporting import HealthIssue, HealthReport
+from langchain_tokencal._usage.parse import (
+    SUPPORTED_PROVIDERS,
+    TokenUsage,
+    explain_usage,
+    parse_usage,
+)
+from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import (
     ConfigError,
     EncodingUnavailableError,
@@ -23,13 +33,6 @@ from langchain_tokencal.errors import (
     UnknownModelError,
     UnknownProviderError,
     UsageError,
-)
-from langchain_tokencal.reporting import HealthIssue, HealthReport
-from langchain_tokencal.usage import (
-    SUPPORTED_PROVIDERS,
-    TokenUsage,
-    explain_usage,
-    parse_usage,
 )
 
 __version__ = "0.1.0"

@@ -22,9 +22,9 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import tool
 
-from langchain_tokencal.callbacks import TokenCalibrationHandler
-from langchain_tokencal.counters import local_counter
-from langchain_tokencal.testing import FakeUsageChatModel
+from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal.testing._model import FakeUsageChatModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

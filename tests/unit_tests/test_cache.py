@@ -1,4 +1,4 @@
-"""Tests for the bounded TTL + LRU map in `langchain_tokencal.cache`."""
+"""Tests for the bounded TTL + LRU map in `langchain_tokencal._cache.ttl`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from langchain_tokencal.cache import CacheStats, RecordMemo, TTLCache
+from langchain_tokencal._cache.ttl import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal.errors import ConfigError
 
 

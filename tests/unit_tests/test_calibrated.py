@@ -18,18 +18,18 @@ from langchain_core.messages import (
     trim_messages,
 )
 
-from langchain_tokencal.calibrated import (
+from langchain_tokencal._calibration.counter import (
     CalibratedCounter,
     ModelStats,
     Observation,
     TokenEstimate,
     create_counter,
 )
-from langchain_tokencal.callbacks import TokenCalibrationHandler
+from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._usage.parse import TokenUsage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
-from langchain_tokencal.usage import TokenUsage
 
 WORDS = [
     *("river", "market", "bridge", "morning", "library", "garden", "journey"),

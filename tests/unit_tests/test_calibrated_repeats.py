@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from langchain_tokencal.calibrated import (
+from langchain_tokencal._calibration.counter import (
     CalibratedCounter,
     Observation,
     ReplyParts,
     create_counter,
 )
-from langchain_tokencal.usage import TokenUsage
+from langchain_tokencal._usage.parse import TokenUsage
 
 if TYPE_CHECKING:
     from langchain_tokencal.events import LearnEvent

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langchain_tokencal.calibration import (
+from langchain_tokencal._calibration.regression import (
     COEFFICIENT_NAMES,
     N_COEFFICIENTS,
     Calibrator,

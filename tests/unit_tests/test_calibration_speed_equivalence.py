@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langchain_tokencal._kernels import kernels as _kernels
-from langchain_tokencal.calibration import N_COEFFICIENTS, Calibrator, Prior
+from langchain_tokencal._calibration.kernels import kernels as _kernels
+from langchain_tokencal._calibration.regression import N_COEFFICIENTS, Calibrator, Prior
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -29,10 +29,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
-from langchain_tokencal import callbacks
-from langchain_tokencal.callbacks import TokenCalibrationHandler
+from langchain_tokencal._callbacks import handler as callbacks
+from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._usage.parse import TokenUsage
 from langchain_tokencal.testing import FakeUsageChatModel
-from langchain_tokencal.usage import TokenUsage
 
 PROMPT = [
     SystemMessage("You are a terse assistant."),
@@ -565,14 +565,18 @@ class TestErrors:
 
         monkeypatch.setattr(callbacks, "parse_usage", broken)
         quiet = TokenCalibrationHandler()
-        with caplog.at_level(logging.ERROR, logger="langchain_tokencal.callbacks"):
+        with caplog.at_level(
+            logging.ERROR, logger="langchain_tokencal._callbacks.handler"
+        ):
             reply = FakeUsageChatModel(callbacks=[quiet]).invoke(PROMPT)
             assert quiet.usage == {}
             assert quiet.count_messages(PROMPT, model="fake-claude") > 0
         assert isinstance(reply, AIMessage)
         assert reply.content
         records = [
-            r for r in caplog.records if r.name == "langchain_tokencal.callbacks"
+            r
+            for r in caplog.records
+            if r.name == "langchain_tokencal._callbacks.handler"
         ]
         assert records
         assert records[0].exc_info is not None
@@ -586,10 +590,14 @@ class TestErrors:
 
         monkeypatch.setattr(callbacks, "_bound_tools", broken)
         quiet = TokenCalibrationHandler()
-        with caplog.at_level(logging.ERROR, logger="langchain_tokencal.callbacks"):
+        with caplog.at_level(
+            logging.ERROR, logger="langchain_tokencal._callbacks.handler"
+        ):
             reply = FakeUsageChatModel(callbacks=[quiet]).invoke(PROMPT)
         assert reply.content
-        assert any(r.name == "langchain_tokencal.callbacks" for r in caplog.records)
+        assert any(
+            r.name == "langchain_tokencal._callbacks.handler" for r in caplog.records
+        )
 
     def test_handler_bug_surfaces_with_raise_error(self, handler, monkeypatch):
         """With raise_error True the same bug reaches the reader (so tests see bugs)."""

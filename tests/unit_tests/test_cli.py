@@ -18,7 +18,8 @@ from langchain_core.tools import tool
 from langchain_core.tracers.langchain import LangChainTracer
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from langchain_tokencal import TokenCalibrationHandler, cli, local_counter
+from langchain_tokencal import TokenCalibrationHandler, local_counter
+from langchain_tokencal.cli import _commands as cli
 from langchain_tokencal.cli import main
 from langchain_tokencal.testing import FakeUsageChatModel
 

@@ -1,4 +1,4 @@
-"""Tests for the local counters in `langchain_tokencal.counters`."""
+"""Tests for the local counters in `langchain_tokencal._counting.local`."""
 
 from __future__ import annotations
 
@@ -27,13 +27,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from langchain_tokencal import counters
-from langchain_tokencal._openai_accounting import (
-    DEFAULT_IMAGE_TOKENS,
-    LOW_DETAIL_IMAGE_TOKENS,
-    tile_tokens,
-)
-from langchain_tokencal.counters import (
+from langchain_tokencal._counting import local as counters
+from langchain_tokencal._counting.local import (
     ApproximateCounter,
     CounterInfo,
     LocalCounter,
@@ -43,8 +38,13 @@ from langchain_tokencal.counters import (
     encoding_for_model,
     local_counter,
 )
+from langchain_tokencal._counting.openai_rules import (
+    DEFAULT_IMAGE_TOKENS,
+    LOW_DETAIL_IMAGE_TOKENS,
+    tile_tokens,
+)
+from langchain_tokencal._features.views import NO_TOOLS
 from langchain_tokencal.errors import ConfigError, UnknownModelError
-from langchain_tokencal.features import NO_TOOLS
 
 HISTORY: list[BaseMessage] = [
     SystemMessage("You are a helpful assistant. Answer in one sentence."),
@@ -370,7 +370,9 @@ class TestFallback:
 
     def test_one_warning_per_encoding(self, offline_tiktoken, caplog):
         """Many counters on a missing encoding log one warning naming the fix."""
-        with caplog.at_level(logging.WARNING, logger="langchain_tokencal.counters"):
+        with caplog.at_level(
+            logging.WARNING, logger="langchain_tokencal._counting.local"
+        ):
             for _ in range(3):
                 local_counter("gpt-4o")(HISTORY)
                 local_counter("claude-x", "anthropic")(HISTORY)

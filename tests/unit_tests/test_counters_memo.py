@@ -20,15 +20,19 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_tokencal import counters
-from langchain_tokencal._messages import (
+from langchain_tokencal._counting import local as counters
+from langchain_tokencal._counting.local import (
+    OpenAICounter,
+    local_counter,
+    token_counts,
+)
+from langchain_tokencal._counting.parts import (
     memo_key,
     memo_lookup,
     message_digest,
     message_parts,
     plain_parts,
 )
-from langchain_tokencal.counters import OpenAICounter, local_counter, token_counts
 
 CALL = {"name": "f", "args": {"q": "x", "n": 3}, "id": "c1"}
 RAW_CALL = {

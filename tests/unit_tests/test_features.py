@@ -26,8 +26,8 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_tokencal.counters import local_counter
-from langchain_tokencal.features import (
+from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal._features.views import (
     CHARS_PER_TOKEN,
     CONTENT_CLASSES,
     N_FEATURES,
@@ -449,7 +449,7 @@ class TestFeatureBatch:
 
 DIGEST_SCRIPT = """
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_tokencal.counters import local_counter
+from langchain_tokencal._counting.local import local_counter
 msgs = [
     HumanMessage("héllo 你好", name="ann"),
     AIMessage("", tool_calls=[{"name": "f", "args": {"b": 1, "a": [2]}, "id": "c1"}]),

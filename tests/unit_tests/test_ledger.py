@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
+from langchain_tokencal._calibration.ledger import Ledger, LedgerStats, prefix_hashes
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from langchain_tokencal import TokenCalibrationHandler
-from langchain_tokencal.reporting import check_health, stats_html
+from langchain_tokencal._reporting import check_health, stats_html
 from langchain_tokencal.testing import FakeUsageChatModel
 
 
@@ -100,7 +100,7 @@ class TestHealth:
     ) -> None:
         """Runs without usage are a warning naming the fix, logged once per check."""
         llm = FakeUsageChatModel(model="fake-silent", report_usage=False)
-        with caplog.at_level(logging.WARNING, logger="langchain_tokencal.reporting"):
+        with caplog.at_level(logging.WARNING, logger="langchain_tokencal._reporting"):
             llm.invoke("hi", config={"callbacks": [handler]})
             report = handler.health()
         assert not report.ok

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from langchain_tokencal._runs import Pending, PendingRuns
+from langchain_tokencal._callbacks.runs import Pending, PendingRuns
 from langchain_tokencal.errors import ConfigError
 
 

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langchain_tokencal import storage
 from langchain_tokencal.errors import ConfigError, TokenCalError
 from langchain_tokencal.events import LearnEvent
 from langchain_tokencal.storage import (
@@ -31,6 +30,7 @@ from langchain_tokencal.storage import (
     default_store_url,
     open_store,
 )
+from langchain_tokencal.storage import _urls as storage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from langchain_tokencal import _redis_store
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import LearnEvent, encode_event
 from langchain_tokencal.storage import RedisStore, Store, StoreError, open_store
+from langchain_tokencal.storage import _redis as _redis_store
 from tests.unit_tests.test_storage import (
     StoreContract,
     check_writers,

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from langchain_tokencal import _sqlite_store
 from langchain_tokencal.events import LearnEvent, encode_event
 from langchain_tokencal.storage import SQLiteStore, Store, StoreError, open_store
+from langchain_tokencal.storage import _sqlite as _sqlite_store
 from tests.unit_tests.test_storage import (
     StoreContract,
     check_writers,

@@ -23,9 +23,9 @@ from langchain_core.messages import (
 )
 from pydantic import BaseModel, ValidationError
 
-from langchain_tokencal import testing
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
+from langchain_tokencal.testing import _model as testing
 
 PROMPT = [
     SystemMessage("You are a terse assistant."),

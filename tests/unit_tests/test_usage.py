@@ -1,4 +1,4 @@
-"""Tests for `langchain_tokencal.usage`: one normalized record from any payload."""
+"""Tests for `langchain_tokencal._usage.parse`: one normalized record from any payload."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from langchain_tokencal.errors import UnknownProviderError, UsageError
-from langchain_tokencal.usage import (
+from langchain_tokencal._usage.parse import (
     SUPPORTED_PROVIDERS,
     TokenUsage,
     explain_usage,
     parse_usage,
 )
+from langchain_tokencal.errors import UnknownProviderError, UsageError
 from tests.unit_tests.conftest import DATA_DIR
 
 USAGE_DIR = DATA_DIR / "usage"

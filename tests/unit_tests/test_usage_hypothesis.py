@@ -1,4 +1,4 @@
-"""Property tests for `langchain_tokencal.usage`: junk never raises, records hold."""
+"""Property tests for `langchain_tokencal._usage.parse`: junk never raises, records hold."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from langchain_tokencal.usage import (
+from langchain_tokencal._usage.parse import (
     TokenUsage,
     _draft_of,
     _fast_message_usage,

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from langchain_tokencal.cache import check_bounds
+from langchain_tokencal._cache.ttl import check_bounds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -29,7 +29,7 @@ class Pending:
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal._runs import Pending
+        from langchain_tokencal._callbacks.runs import Pending
 
         pending = Pending("gpt-4o", "openai", [HumanMessage("hi")], None)
         assert pending.streamed is None  # until a streamed chunk reports usage
@@ -72,7 +72,7 @@ class PendingRuns:
         ```python
         from uuid import uuid4
 
-        from langchain_tokencal._runs import Pending, PendingRuns
+        from langchain_tokencal._callbacks.runs import Pending, PendingRuns
 
         now = [0.0]
         runs = PendingRuns(max_size=10, ttl=60.0, clock=lambda: now[0])

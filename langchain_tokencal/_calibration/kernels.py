@@ -65,7 +65,7 @@ def kernels(n: int) -> Kernels:
 
     Example:
         ```python
-        from langchain_tokencal._kernels import kernels
+        from langchain_tokencal._calibration.kernels import kernels
 
         k = kernels(2)
         # A = [[4, 2], [2, 3]] as a flat lower triangle, b = [2, 1], no prior.

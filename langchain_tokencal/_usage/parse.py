@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from langchain_tokencal._usage_providers import (
+from langchain_tokencal._usage.families import (
     MAX_COUNT,
     PROVIDERS,
     Draft,
@@ -158,7 +158,7 @@ class TokenUsage:
 
         Example:
             ```python
-            from langchain_tokencal.usage import TokenUsage
+            from langchain_tokencal._usage.parse import TokenUsage
 
             meta = TokenUsage(100, 20, 120, cache_read=80).to_usage_metadata()
             assert meta["input_token_details"] == {"cache_read": 80}
@@ -250,7 +250,7 @@ def explain_usage(payload: object, provider: str | None = None) -> str:
 
     Example:
         ```python
-        from langchain_tokencal.usage import explain_usage
+        from langchain_tokencal._usage.parse import explain_usage
 
         print(explain_usage({"usage": {"prompt_tokens": 10, "total_tokens": 5}}))
         # rejected: total_tokens (5) < input_tokens (10) + output_tokens (0)

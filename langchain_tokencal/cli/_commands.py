@@ -1,11 +1,4 @@
-"""The ``tokencal`` command: count prompts, calibrate from logs, inspect and move it.
-
-Every subcommand but ``demo`` works on one store (``--store URL``; by default
-`default_store_url`: ``$TOKENCAL_STORE`` or a per-user SQLite file) through a
-`TokenCalibrationHandler`, which is always closed (flushed) before the command
-returns. Errors are one ``tokencal: error: ...`` line on stderr and exit code 1;
-the store is append-only, so a failing run never removes what it held.
-"""
+"""The subcommands of ``tokencal`` and their argument parser."""
 
 from __future__ import annotations
 
@@ -36,20 +29,20 @@ from langchain_core.messages import (
 )
 
 from langchain_tokencal import __version__
-from langchain_tokencal._redis_store import redact
-from langchain_tokencal._usage_providers import canonical
-from langchain_tokencal.calibrated import create_counter
-from langchain_tokencal.callbacks import TokenCalibrationHandler
+from langchain_tokencal._calibration.counter import create_counter
+from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._reporting import stats_rows
+from langchain_tokencal._usage.families import canonical
+from langchain_tokencal._usage.parse import SUPPORTED_PROVIDERS
 from langchain_tokencal.errors import TokenCalError, UnknownProviderError
 from langchain_tokencal.events import read_events, write_events
-from langchain_tokencal.reporting import stats_rows
-from langchain_tokencal.storage import default_store_url, open_store
-from langchain_tokencal.usage import SUPPORTED_PROVIDERS
+from langchain_tokencal.storage._redis import redact
+from langchain_tokencal.storage._urls import default_store_url, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from langchain_tokencal.calibrated import ModelStats, TokenEstimate
+    from langchain_tokencal._calibration.counter import ModelStats, TokenEstimate
 
 __all__ = ["main"]
 
@@ -203,7 +196,7 @@ class _CliLog(logging.Handler):
         self.store_problems: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "langchain_tokencal.sync":
+        if record.name == "langchain_tokencal.storage._sync":
             self.store_problems.append(record)
             return
         text = record.getMessage().removeprefix("tokencal: ")
@@ -958,7 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
         ```python
-        from langchain_tokencal.cli import main
+        from langchain_tokencal.cli._commands import main
 
         main(["--store", "memory://", "count", "--model", "gpt-4o", "messages.json"])
         ```

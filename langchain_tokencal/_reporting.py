@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from langchain_tokencal.calibrated import ModelStats
+    from langchain_tokencal._calibration.counter import ModelStats
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def check_health(
 
     Example:
         ```python
-        from langchain_tokencal.reporting import check_health
+        from langchain_tokencal._reporting import check_health
 
         assert check_health({}).ok
         ```
@@ -170,7 +170,7 @@ def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
 
     Example:
         ```python
-        from langchain_tokencal.reporting import stats_rows
+        from langchain_tokencal._reporting import stats_rows
 
         assert stats_rows({}) == []
         ```

@@ -26,7 +26,9 @@ import re
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
-from langchain_tokencal._store_base import (
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.events import encode_event
+from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
     StoreBase,
     StoreError,
@@ -34,8 +36,6 @@ from langchain_tokencal._store_base import (
     check_totals,
     decode_rows,
 )
-from langchain_tokencal.errors import ConfigError
-from langchain_tokencal.events import encode_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -117,7 +117,7 @@ class RedisStore(StoreBase):
 
     Example:
         ```python
-        from langchain_tokencal.storage import RedisStore
+        from langchain_tokencal.storage._urls import RedisStore
 
         store = RedisStore("redis://localhost:6379/0?prefix=myapp:tokencal:")
         events, cursor = store.read()

@@ -22,7 +22,7 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from langchain_tokencal.cache import CacheStats, TTLCache
+from langchain_tokencal._cache.ttl import CacheStats, TTLCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -50,7 +50,7 @@ def prefix_hashes(tool_fingerprint: int, digests: Sequence[int]) -> list[int]:
 
     Example:
         ```python
-        from langchain_tokencal.ledger import prefix_hashes
+        from langchain_tokencal._calibration.ledger import prefix_hashes
 
         a = prefix_hashes(0, [11, 22, 33])
         assert prefix_hashes(0, [11, 22]) == a[:2]
@@ -73,7 +73,7 @@ class LedgerStats:
 
     Example:
         ```python
-        from langchain_tokencal.ledger import Ledger
+        from langchain_tokencal._calibration.ledger import Ledger
 
         stats = Ledger(max_size=10).stats()
         assert stats.prompts.size == 0
@@ -98,7 +98,7 @@ class Ledger:
 
     Example:
         ```python
-        from langchain_tokencal.ledger import Ledger, prefix_hashes
+        from langchain_tokencal._calibration.ledger import Ledger, prefix_hashes
 
         ledger = Ledger(max_size=1000)
         hashes = prefix_hashes(0, [1, 2, 3])

@@ -30,16 +30,8 @@ import xxhash
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 
-from langchain_tokencal._messages import (
-    all_messages,
-    freeze,
-    memo_lookup,
-    message_digest,
-    message_parts,
-    plain_digest,
-    plain_parts,
-)
-from langchain_tokencal._openai_accounting import (
+from langchain_tokencal._cache.ttl import CacheStats, RecordMemo, TTLCache
+from langchain_tokencal._counting.openai_rules import (
     CL100K_TOOL_RULES,
     O200K_TOOL_RULES,
     ToolRules,
@@ -48,9 +40,16 @@ from langchain_tokencal._openai_accounting import (
     image_tokens,
     normalize_tool,
 )
-from langchain_tokencal.cache import CacheStats, RecordMemo, TTLCache
-from langchain_tokencal.errors import UnknownModelError
-from langchain_tokencal.features import (
+from langchain_tokencal._counting.parts import (
+    all_messages,
+    freeze,
+    memo_lookup,
+    message_digest,
+    message_parts,
+    plain_digest,
+    plain_parts,
+)
+from langchain_tokencal._features.views import (
     CONTENT_CLASSES,
     NO_TOOLS,
     RECORD_HEAD,
@@ -63,6 +62,7 @@ from langchain_tokencal.features import (
     split_tokens,
     text_classes,
 )
+from langchain_tokencal.errors import UnknownModelError
 
 __all__ = [
     "ApproximateCounter",
@@ -155,7 +155,7 @@ def token_counts(encoding: tiktoken.Encoding, texts: list[str]) -> list[int]:
     Example:
         ```python
         import tiktoken
-        from langchain_tokencal.counters import token_counts
+        from langchain_tokencal._counting.local import token_counts
 
         encoding = tiktoken.get_encoding("o200k_base")
         assert token_counts(encoding, ["hello world", "hi"]) == [2, 1]
@@ -196,7 +196,7 @@ def as_messages(messages: Sequence[Any] | PromptValue) -> Sequence[BaseMessage]:
 
     Example:
         ```python
-        from langchain_tokencal.counters import as_messages
+        from langchain_tokencal._counting.local import as_messages
 
         (message,) = as_messages([("user", "hi")])
         assert message.type == "human"
@@ -219,7 +219,7 @@ class TokenCounter(Protocol):
 
     Example:
         ```python
-        from langchain_tokencal.counters import TokenCounter, local_counter
+        from langchain_tokencal._counting.local import TokenCounter, local_counter
 
         assert isinstance(local_counter("gpt-4o"), TokenCounter)
         ```
@@ -248,7 +248,7 @@ class CounterInfo:
 
     Example:
         ```python
-        from langchain_tokencal.counters import local_counter
+        from langchain_tokencal._counting.local import local_counter
 
         info = local_counter("gpt-4o").info
         assert (info.kind, info.encoding) == ("exact", "o200k_base")
@@ -276,7 +276,7 @@ class LocalCounter:
     Example:
         ```python
         from langchain_core.messages import HumanMessage, SystemMessage
-        from langchain_tokencal.counters import local_counter
+        from langchain_tokencal._counting.local import local_counter
 
         counter = local_counter("gpt-4o")
         assert counter([SystemMessage("Be brief."), HumanMessage("Hi!")]) == 16
@@ -364,7 +364,7 @@ class LocalCounter:
         Example:
             ```python
             from langchain_core.messages import HumanMessage
-            from langchain_tokencal.counters import local_counter
+            from langchain_tokencal._counting.local import local_counter
 
             counter = local_counter("gpt-4o")
             batch = counter.feature_batch([HumanMessage("hi")])
@@ -616,7 +616,7 @@ class OpenAICounter(LocalCounter):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal.counters import OpenAICounter
+        from langchain_tokencal._counting.local import OpenAICounter
 
         assert OpenAICounter("gpt-4")([HumanMessage("Hello there")]) == 9
         ```
@@ -671,7 +671,7 @@ class ApproximateCounter(LocalCounter):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal.counters import ApproximateCounter
+        from langchain_tokencal._counting.local import ApproximateCounter
 
         counter = ApproximateCounter("claude-sonnet-4-5", provider="anthropic")
         assert counter.info.kind == "approximate"
@@ -718,7 +718,7 @@ def local_counter(
     Example:
         ```python
         from langchain_core.messages import trim_messages
-        from langchain_tokencal.counters import local_counter
+        from langchain_tokencal._counting.local import local_counter
 
         counter = local_counter("claude-sonnet-4-5", "anthropic")
         history = [("user", "hi"), ("assistant", "hello"), ("user", "bye")]

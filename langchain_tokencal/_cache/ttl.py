@@ -50,7 +50,7 @@ class CacheStats:
 
     Example:
         ```python
-        from langchain_tokencal.cache import TTLCache
+        from langchain_tokencal._cache.ttl import TTLCache
 
         cache: TTLCache[str, int] = TTLCache(max_size=2)
         cache.put("a", 1)
@@ -85,7 +85,7 @@ def check_bounds(max_size: int, ttl: float | None) -> None:
 
     Example:
         ```python
-        from langchain_tokencal.cache import check_bounds
+        from langchain_tokencal._cache.ttl import check_bounds
 
         check_bounds(100, 60.0)  # fine; check_bounds(0, None) raises ConfigError
         ```
@@ -117,7 +117,7 @@ class TTLCache(Generic[K, V]):
 
     Example:
         ```python
-        from langchain_tokencal.cache import TTLCache
+        from langchain_tokencal._cache.ttl import TTLCache
 
         now = [0.0]
         cache: TTLCache[str, int] = TTLCache(max_size=100, ttl=60, clock=lambda: now[0])
@@ -376,7 +376,7 @@ class RecordMemo:
 
     Example:
         ```python
-        from langchain_tokencal.cache import RecordMemo
+        from langchain_tokencal._cache.ttl import RecordMemo
 
         memo = RecordMemo(max_size=100)
         memo.put(42, b"record!")  # the last byte is the memo's

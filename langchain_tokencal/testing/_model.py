@@ -1,32 +1,4 @@
-"""Offline fake chat models that report realistic usage.
-
-`FakeUsageChatModel` stands in for a provider's chat model with no network: it
-answers deterministically and reports ``usage_metadata`` computed from a hidden
-"true" tokenizer and chat template. Code that learns from reported usage (such
-as `TokenCalibrationHandler`) sees exactly what it would see from a provider:
-the messages, the bound tools and the counts, never the template itself.
-
-The hidden template, i.e. what ``input_tokens`` means for a fake model::
-
-    input_tokens = framing_tokens
-        + for each message:
-            tokens_per_message
-            + tokens(role)                 "system", "user", "assistant", "tool"
-            + tokens(each text block)      a str content is one text block
-            + image_tokens per media block image, audio, video, file: never base64
-            + tokens(name) + 1             if the message has a name
-            + tokens(tool name) + tokens(JSON args) + 3   per tool call
-            + tokens(tool_call_id)         tool messages only
-        + tool_preamble_tokens             once, when tools are bound
-        + tokens(JSON schema) + tokens_per_tool        per bound tool
-        + tokens(JSON response_format)     when a response_format is passed
-
-JSON is canonical (sorted keys, no spaces, UTF-8). Reasoning and thinking
-blocks count their text; tool-use blocks count nothing (their tool calls
-already count); any other block counts its JSON. ``tokens`` is the
-``tokenizer`` encoding. ``output_tokens`` is the tokens of the reply text,
-plus the tool calls counted as above, plus ``reasoning_tokens``.
-"""
+"""The fake chat model: deterministic replies with usage from a hidden template."""
 
 from __future__ import annotations
 
@@ -338,7 +310,7 @@ class FakeUsageChatModel(BaseChatModel):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal.testing import FakeUsageChatModel
+        from langchain_tokencal.testing._model import FakeUsageChatModel
 
         llm = FakeUsageChatModel(model="fake-claude", reasoning_tokens=12)
         prompt = [HumanMessage("Summarize the plot of Hamlet.")]
@@ -410,7 +382,7 @@ class FakeUsageChatModel(BaseChatModel):
         Example:
             ```python
             from langchain_core.messages import HumanMessage
-            from langchain_tokencal.testing import FakeUsageChatModel
+            from langchain_tokencal.testing._model import FakeUsageChatModel
 
             llm = FakeUsageChatModel.openai_like("gpt-4o-mini")
             reply = llm.invoke([HumanMessage("hi")])
@@ -499,7 +471,7 @@ class FakeUsageChatModel(BaseChatModel):
         Example:
             ```python
             from langchain_core.messages import HumanMessage
-            from langchain_tokencal.testing import FakeUsageChatModel
+            from langchain_tokencal.testing._model import FakeUsageChatModel
 
             llm = FakeUsageChatModel(tokenizer="charclass")
             assert llm.true_prompt_tokens([HumanMessage("hello")]) == 7 + 5 + 1 + 2
@@ -567,7 +539,7 @@ class FakeUsageChatModel(BaseChatModel):
 
         Example:
             ```python
-            from langchain_tokencal.testing import FakeUsageChatModel
+            from langchain_tokencal.testing._model import FakeUsageChatModel
 
             assert FakeUsageChatModel(tokenizer="charclass").get_num_tokens("hi") == 1
             ```
@@ -585,7 +557,7 @@ class FakeUsageChatModel(BaseChatModel):
         Example:
             ```python
             from langchain_core.messages import HumanMessage, trim_messages
-            from langchain_tokencal.testing import FakeUsageChatModel
+            from langchain_tokencal.testing._model import FakeUsageChatModel
 
             llm = FakeUsageChatModel()
             history = [HumanMessage("a long question " * 50), HumanMessage("hi")]
@@ -626,7 +598,7 @@ class FakeUsageChatModel(BaseChatModel):
         Example:
             ```python
             from langchain_core.messages import HumanMessage
-            from langchain_tokencal.testing import FakeUsageChatModel
+            from langchain_tokencal.testing._model import FakeUsageChatModel
 
             def get_weather(city: str) -> str:
                 \"\"\"Get the weather for a city.\"\"\"

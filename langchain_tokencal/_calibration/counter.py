@@ -26,26 +26,30 @@ from typing import Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_tokencal._usage_providers import canonical, canonical_label
-from langchain_tokencal.cache import CacheStats
-from langchain_tokencal.calibration import COEFFICIENT_NAMES, Calibrator, Prior
-from langchain_tokencal.config import CounterConfig
-from langchain_tokencal.counters import (
+from langchain_tokencal._cache.ttl import CacheStats
+from langchain_tokencal._calibration.ledger import Ledger, LedgerStats, prefix_hashes
+from langchain_tokencal._calibration.regression import (
+    COEFFICIENT_NAMES,
+    Calibrator,
+    Prior,
+)
+from langchain_tokencal._counting.local import (
     CounterInfo,
     LocalCounter,
     as_messages,
     local_counter,
 )
-from langchain_tokencal.errors import UnknownProviderError
-from langchain_tokencal.events import LearnEvent
-from langchain_tokencal.features import (
+from langchain_tokencal._features.views import (
     N_FEATURES,
     FeatureBatch,
     MessageFeatures,
     ToolFeatures,
 )
-from langchain_tokencal.ledger import Ledger, LedgerStats, prefix_hashes
-from langchain_tokencal.usage import SUPPORTED_PROVIDERS, TokenUsage
+from langchain_tokencal._usage.families import canonical, canonical_label
+from langchain_tokencal._usage.parse import SUPPORTED_PROVIDERS, TokenUsage
+from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.errors import UnknownProviderError
+from langchain_tokencal.events import LearnEvent
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +241,7 @@ class ModelStats:
     errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
 
     def _repr_html_(self) -> str:
-        from langchain_tokencal.reporting import stats_html  # noqa: PLC0415
+        from langchain_tokencal._reporting import stats_html  # noqa: PLC0415
 
         return stats_html({self.model: self})
 
@@ -261,7 +265,7 @@ def guess_provider(model: str) -> str | None:
 
     Example:
         ```python
-        from langchain_tokencal.calibrated import guess_provider
+        from langchain_tokencal._calibration.counter import guess_provider
 
         assert guess_provider("claude-sonnet-4-5") == "anthropic"
         assert guess_provider("my-finetune") is None

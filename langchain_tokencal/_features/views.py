@@ -184,7 +184,7 @@ def class_chars(text: str) -> tuple[int, ...]:
 
     Example:
         ```python
-        from langchain_tokencal.features import class_chars
+        from langchain_tokencal._features.views import class_chars
 
         assert class_chars('{"a": 12} hi') == (5, 5, 0, 0, 0, 0, 0, 2)
         assert class_chars("你好, мир") == (1, 1, 2, 3, 0, 0, 0, 0)
@@ -205,7 +205,7 @@ def text_classes(text: str, data: bytes) -> tuple[int, ...]:
 
     Example:
         ```python
-        from langchain_tokencal.features import text_classes
+        from langchain_tokencal._features.views import text_classes
 
         assert text_classes("ab 1", b"ab 1") == (3, 0, 0, 0, 0, 0, 0, 1)
         ```
@@ -257,7 +257,7 @@ def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
 
     Example:
         ```python
-        from langchain_tokencal.features import class_chars, split_tokens
+        from langchain_tokencal._features.views import class_chars, split_tokens
 
         shares = split_tokens(10, class_chars("hello {}"))
         assert abs(sum(shares) - 10) < 1e-9
@@ -296,7 +296,7 @@ def approx_tokens(chars: tuple[int, ...]) -> float:
 
     Example:
         ```python
-        from langchain_tokencal.features import approx_tokens, class_chars
+        from langchain_tokencal._features.views import approx_tokens, class_chars
 
         assert approx_tokens(class_chars("")) == 0.0
         assert 2 < approx_tokens(class_chars("Hello, world!")) < 6
@@ -345,7 +345,7 @@ def pack_record(digest: int, local: int, vector: Sequence[float]) -> bytes:
 
     Example:
         ```python
-        from langchain_tokencal.features import pack_record, record_vector
+        from langchain_tokencal._features.views import pack_record, record_vector
 
         record = pack_record(7, 5, (1.0, 0.0, 2.5))
         assert record_vector(record) == (1.0, 0.0, 2.5)
@@ -403,7 +403,7 @@ def record_vector(record: bytes) -> tuple[float, ...]:
 
     Example:
         ```python
-        from langchain_tokencal.features import pack_record, record_vector
+        from langchain_tokencal._features.views import pack_record, record_vector
 
         assert record_vector(pack_record(1, 2, (0.0, 3.0))) == (0.0, 3.0)
         ```
@@ -448,7 +448,7 @@ class MessageFeatures(_Fields):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal.counters import local_counter
+        from langchain_tokencal._counting.local import local_counter
 
         (features,) = local_counter("gpt-4o").message_features([HumanMessage("hi")])
         assert features.local == 5 and features.vector[0] == 1.0
@@ -508,7 +508,7 @@ class RecordFeatures(MessageFeatures):
 
     Example:
         ```python
-        from langchain_tokencal.features import (
+        from langchain_tokencal._features.views import (
             RecordFeatures, MessageFeatures, pack_record,
         )
 
@@ -546,7 +546,7 @@ class FeatureBatch(Sequence[MessageFeatures]):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal.counters import local_counter
+        from langchain_tokencal._counting.local import local_counter
 
         counter = local_counter("gpt-4o")
         messages = [HumanMessage("hi"), HumanMessage("yo")]
@@ -646,8 +646,8 @@ class ToolFeatures:
 
     Example:
         ```python
-        from langchain_tokencal.counters import local_counter
-        from langchain_tokencal.features import NO_TOOLS
+        from langchain_tokencal._counting.local import local_counter
+        from langchain_tokencal._features.views import NO_TOOLS
 
         assert local_counter("gpt-4o").tool_features(None) == NO_TOOLS
         ```

@@ -1,21 +1,4 @@
-"""Where learned knowledge and usage totals persist: memory, SQLite or Redis.
-
-A store keeps two things (see `langchain_tokencal.events`):
-
-- an append-only log of `LearnEvent` records, read back in one order across
-  all writers from a cursor, and compacted to the newest events per model;
-- per-model usage sums (`USAGE_FIELDS`), incremented atomically.
-
-Nothing else is written: no prompt text, no environment, no file paths.
-
-- ``None`` or ``memory://``: `MemoryStore`, this process only;
-- ``sqlite:///relative.db`` or ``sqlite:////absolute.db``: `SQLiteStore`, one
-  file shared by the processes of one machine;
-- ``redis://host:port/db``, ``rediss://...`` or ``unix:///path/redis.sock?db=0``:
-  `RedisStore`, shared by many hosts (``pip install 'langchain-tokencal[redis]'``).
-
-`default_store_url` gives the per-user file the ``tokencal`` command uses.
-"""
+"""Opening a store from a URL, the in-memory store, and the default location."""
 
 from __future__ import annotations
 
@@ -27,9 +10,8 @@ from collections import deque
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Final
 
-from langchain_tokencal._redis_store import RedisStore
-from langchain_tokencal._sqlite_store import SQLiteStore
-from langchain_tokencal._store_base import (
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
     Store,
     StoreBase,
@@ -37,7 +19,8 @@ from langchain_tokencal._store_base import (
     check_keep,
     check_totals,
 )
-from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.storage._redis import RedisStore
+from langchain_tokencal.storage._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -79,7 +62,7 @@ class MemoryStore(StoreBase):
     Example:
         ```python
         from langchain_tokencal.events import LearnEvent
-        from langchain_tokencal.storage import MemoryStore
+        from langchain_tokencal.storage._urls import MemoryStore
 
         store = MemoryStore(max_events=2)
         store.append([LearnEvent("m", "residual", (i,), "me", 0.0) for i in range(3)])
@@ -237,7 +220,7 @@ def open_store(target: str | Store | None) -> Store:
 
     Example:
         ```python
-        from langchain_tokencal.storage import MemoryStore, open_store
+        from langchain_tokencal.storage._urls import MemoryStore, open_store
 
         assert isinstance(open_store(None), MemoryStore)
         store = open_store("sqlite:///calibration.db")  # relative to the cwd
@@ -309,7 +292,7 @@ def default_store_url() -> str:
 
     Example:
         ```python
-        from langchain_tokencal.storage import default_store_url, open_store
+        from langchain_tokencal.storage._urls import default_store_url, open_store
 
         url = default_store_url()  # e.g. sqlite:////home/me/.local/share/...
         ```

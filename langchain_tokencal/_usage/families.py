@@ -1,4 +1,4 @@
-"""Provider rules behind `langchain_tokencal.usage` (private).
+"""Provider rules behind `langchain_tokencal._usage.parse` (private).
 
 Everything here turns one raw mapping (a response, a stream event, a bare usage
 object) into a `Draft`: counts already in LangChain's convention (input includes

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from operator import itemgetter, mul
 from typing import TYPE_CHECKING
 
-from langchain_tokencal._kernels import Kernels, kernels, tri
+from langchain_tokencal._calibration.kernels import Kernels, kernels, tri
 from langchain_tokencal.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Prior:
 
     Example:
         ```python
-        from langchain_tokencal.calibration import Prior
+        from langchain_tokencal._calibration.regression import Prior
 
         prior = Prior.approximate()
         assert prior.stds[1] > prior.stds[0]  # tool preambles vary most
@@ -158,7 +158,7 @@ class Calibrator:
 
     Example:
         ```python
-        from langchain_tokencal.calibration import Calibrator, Prior
+        from langchain_tokencal._calibration.regression import Calibrator, Prior
 
         cal = Calibrator(Prior.approximate(), window=200)
         x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0)

@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from langchain_tokencal._store_base import (
+from langchain_tokencal.events import encode_event
+from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
     StoreBase,
     StoreError,
@@ -45,7 +46,6 @@ from langchain_tokencal._store_base import (
     check_totals,
     decode_rows,
 )
-from langchain_tokencal.events import encode_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

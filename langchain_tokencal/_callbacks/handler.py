@@ -20,27 +20,27 @@ from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 from typing_extensions import override
 
-from langchain_tokencal._runs import Pending, PendingRuns
-from langchain_tokencal._usage_providers import canonical_label
-from langchain_tokencal.calibrated import (
+from langchain_tokencal._calibration.counter import (
     CalibratedCounter,
     ModelStats,
     Observation,
     ReplyParts,
     TokenEstimate,
 )
-from langchain_tokencal.config import CounterConfig
-from langchain_tokencal.errors import ConfigError
-from langchain_tokencal.events import LearnEvent, read_events, write_events
-from langchain_tokencal.reporting import (
+from langchain_tokencal._callbacks.runs import Pending, PendingRuns
+from langchain_tokencal._reporting import (
     HealthReport,
     check_health,
     stats_frame,
     stats_html,
 )
+from langchain_tokencal._usage.families import canonical_label
+from langchain_tokencal._usage.parse import TokenUsage, parse_usage
+from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.events import LearnEvent, read_events, write_events
 from langchain_tokencal.storage import USAGE_FIELDS, MemoryStore, Store
-from langchain_tokencal.sync import StoreSync, open_or_defer
-from langchain_tokencal.usage import TokenUsage, parse_usage
+from langchain_tokencal.storage._sync import StoreSync, open_or_defer
 
 if TYPE_CHECKING:
     import os
@@ -211,7 +211,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     Example:
         ```python
         from langchain_tokencal import TokenCalibrationHandler
-        from langchain_tokencal.testing import FakeUsageChatModel
+        from langchain_tokencal.testing._model import FakeUsageChatModel
 
         handler = TokenCalibrationHandler()
         llm = FakeUsageChatModel(model="fake-claude", callbacks=[handler])
@@ -905,7 +905,7 @@ def get_tokencal_callback(
     Example:
         ```python
         from langchain_tokencal import get_tokencal_callback
-        from langchain_tokencal.testing import FakeUsageChatModel
+        from langchain_tokencal.testing._model import FakeUsageChatModel
 
         llm = FakeUsageChatModel(model="fake-claude")
         with get_tokencal_callback() as handler:

@@ -1,0 +1,1 @@
+"""Learning from reports: the ledger of exact facts, the regression, the counter."""

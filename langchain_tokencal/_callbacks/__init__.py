@@ -1,0 +1,1 @@
+"""The callback handler, its pending runs, the bound counter and the context manager."""

@@ -1,0 +1,1 @@
+"""Local counting: the counter protocol, encodings, OpenAI accounting, message parts."""

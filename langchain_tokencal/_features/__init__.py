@@ -1,0 +1,1 @@
+"""Message features: content classes, the packed record codec, feature views."""

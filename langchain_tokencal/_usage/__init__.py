@@ -1,0 +1,1 @@
+"""Usage reports: the normalized record, parsing LangChain objects and payloads."""
