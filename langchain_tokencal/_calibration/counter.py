@@ -45,8 +45,13 @@ from langchain_tokencal._features.views import (
     MessageFeatures,
     ToolFeatures,
 )
-from langchain_tokencal._usage.families import canonical, canonical_label
-from langchain_tokencal._usage.parse import SUPPORTED_PROVIDERS, TokenUsage
+from langchain_tokencal._providers import (
+    canonical,
+    canonical_label,
+    guess_provider,
+    unknown_provider_message,
+)
+from langchain_tokencal._usage.parse import TokenUsage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.events import LearnEvent
@@ -61,7 +66,6 @@ __all__ = [
     "Source",
     "TokenEstimate",
     "create_counter",
-    "guess_provider",
 ]
 
 Source = Literal["exact", "anchored", "calibrated", "local", "fallback"]
@@ -246,43 +250,6 @@ class ModelStats:
         return stats_html({self.model: self})
 
 
-# Model-name fragments of the major providers, for counters created without one.
-_PROVIDER_HINTS: tuple[tuple[str, str], ...] = (
-    ("claude", "anthropic"),
-    ("gemini", "google"),
-    ("gemma", "google"),
-    ("gpt-", "openai"),
-    ("chatgpt", "openai"),
-    ("command", "cohere"),
-    ("deepseek", "deepseek"),
-    ("mistral", "mistral"),
-    ("mixtral", "mistral"),
-)
-
-
-def guess_provider(model: str) -> str | None:
-    """The provider a model name most likely belongs to, or ``None``.
-
-    Example:
-        ```python
-        from langchain_tokencal._calibration.counter import guess_provider
-
-        assert guess_provider("claude-sonnet-4-5") == "anthropic"
-        assert guess_provider("my-finetune") is None
-        ```
-    """
-    name = model.lower().rsplit("/", 1)[-1]
-    if "gpt-oss" in name:
-        return None  # open weights, served by any host
-    # OpenAI's reasoning models: "o1", "o3-mini", "o4-mini-2025-04-16"...
-    if name[:2] in {"o1", "o3", "o4"} and name[2:3] in {"", "-"}:
-        return "openai"
-    for fragment, provider in _PROVIDER_HINTS:
-        if fragment in name:
-            return provider
-    return None
-
-
 def _kind(info: CounterInfo) -> str:
     if info.kind == "exact" and not info.fallback:
         return "exact"
@@ -342,8 +309,10 @@ class CalibratedCounter:
         self.provider = (canonical_label(provider) if provider else None) or (
             guess_provider(model)
         )
+        # The local counter is chosen by the name as given: "xai" bills like
+        # OpenAI but is not counted with OpenAI's tokenizer.
         self.local = local or local_counter(
-            model, self.provider, memo_size=self.config.memo_size
+            model, provider or self.provider, memo_size=self.config.memo_size
         )
         self._kind = _kind(self.local.info)
         prior = (
@@ -1025,13 +994,10 @@ def create_counter(
     if provider is not None:
         name = canonical(provider) if isinstance(provider, str) else None
         if name is None:
-            msg = (
-                f"Unknown provider {provider!r}; expected one of "
-                f"{', '.join(SUPPORTED_PROVIDERS)} (or an alias such as 'azure' "
-                "or 'gemini'), or None to guess it from the model name."
+            msg = unknown_provider_message(
+                provider, none_means="guess it from the model name"
             )
             raise UnknownProviderError(msg)
-        provider = name
     if isinstance(config, Mapping):
         config = CounterConfig.from_mapping(config)
     config = config or CounterConfig()

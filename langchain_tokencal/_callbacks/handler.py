@@ -28,13 +28,17 @@ from langchain_tokencal._calibration.counter import (
     TokenEstimate,
 )
 from langchain_tokencal._callbacks.runs import Pending, PendingRuns
+from langchain_tokencal._providers import (
+    canonical_label,
+    provider_of_llm_type,
+    snapshot_of,
+)
 from langchain_tokencal._reporting import (
     HealthReport,
     check_health,
     stats_frame,
     stats_html,
 )
-from langchain_tokencal._usage.families import canonical_label
 from langchain_tokencal._usage.parse import TokenUsage, parse_usage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
@@ -50,23 +54,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["TokenCalibrationHandler", "get_tokencal_callback"]
-
-# LangChain's ``_type`` of common chat integrations, for models whose metadata
-# carries no ``ls_provider``.
-_PROVIDER_BY_TYPE: Mapping[str, str] = {
-    "openai-chat": "openai",
-    "azure-openai-chat": "openai",
-    "anthropic-chat": "anthropic",
-    "chat-google-generative-ai": "google",
-    "vertexai": "google",
-    "amazon_bedrock_converse_chat": "bedrock",
-    "amazon_bedrock_chat": "bedrock",
-    "chat-ollama": "ollama",
-    "groq-chat": "groq",
-    "mistralai-chat": "mistral",
-    "cohere-chat": "cohere",
-    "chat-deepseek": "deepseek",
-}
 
 
 def _model_key(
@@ -88,7 +75,7 @@ def _model_key(
         kwargs = serialized.get("kwargs") or {}
         model = kwargs.get("model") or kwargs.get("model_name")
     if not provider:
-        provider = _PROVIDER_BY_TYPE.get(str(ip.get("_type", "")))
+        provider = provider_of_llm_type(str(ip.get("_type", "")))
     return str(model or "unknown"), (str(provider) if provider else None)
 
 
@@ -570,14 +557,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         alias = self._aliases.get(model)
         if alias is not None:
             return alias
-        for known in models:
-            # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
-            if (
-                model.startswith(known + "-")
-                and model[len(known) + 1 : len(known) + 2].isdigit()
-            ):
-                return known
-        return model
+        # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
+        return snapshot_of(model, models) or model
 
     def count_messages(
         self,

@@ -62,6 +62,7 @@ from langchain_tokencal._features.views import (
     split_tokens,
     text_classes,
 )
+from langchain_tokencal._providers import counts_with_openai_tokenizer
 from langchain_tokencal.errors import UnknownModelError
 
 __all__ = [
@@ -81,9 +82,6 @@ logger = logging.getLogger(__name__)
 REFERENCE_ENCODING: Final = "o200k_base"
 """The tokenizer approximate counters measure content with."""
 
-_OPENAI_PROVIDERS: Final = frozenset(
-    {"openai", "azure", "azure_openai", "azure-openai", "azureopenai"}
-)
 _TOOL_CALL_ID_TOKENS: Final = 3  # langchain-openai's inferred cost; undocumented
 _APPROX_TOOL_INIT: Final = 7  # per tool, like the cookbook's func_init
 _APPROX_TOOLS_END: Final = 12  # per tool set, like the cookbook's func_end
@@ -726,7 +724,7 @@ def local_counter(
         ```
     """
     key = provider.strip().lower() if provider else None
-    if key in _OPENAI_PROVIDERS:
+    if key is not None and counts_with_openai_tokenizer(key):
         return OpenAICounter(model, provider=key, memo_size=memo_size)
     if key is None:
         if "gpt-oss" in model.lower():

@@ -14,7 +14,6 @@ followed, to a bounded depth, so cycles and deep junk cannot recurse forever.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -23,14 +22,13 @@ from typing import Any, Final
 
 from langchain_core.messages import BaseMessage
 
+from langchain_tokencal._providers import canonical_label
+
 __all__ = [
     "MAX_COUNT",
-    "PROVIDERS",
     "Draft",
     "UsageProblem",
     "as_mapping",
-    "canonical",
-    "canonical_label",
     "count",
     "no_usage",
     "parse_anthropic",
@@ -648,34 +646,3 @@ def _apply_envelope(draft: Draft, m: Mapping[str, Any], container: str) -> None:
         if isinstance(provider, str) and provider:
             draft.provider = canonical_label(provider)
         draft.model = draft.model or _model_of(source)
-
-
-_ALIASES: Final = {
-    alias: name
-    for name, aliases in {
-        "openai": "azure azure_openai azure_ai xai fireworks together deepinfra "
-        "openrouter perplexity",
-        "anthropic": "google_anthropic_vertex",
-        "google": "gemini google_genai google_vertexai vertexai vertex_ai",
-        "bedrock": "amazon_bedrock bedrock_converse aws_bedrock",
-        "mistral": "mistralai",
-        "ollama": "",
-        "cohere": "",
-        "deepseek": "",
-        "groq": "",
-        "vllm": "",
-    }.items()
-    for alias in (name, *aliases.split())
-}
-PROVIDERS: Final = tuple(sorted(set(_ALIASES.values())))
-
-
-def canonical(name: str) -> str | None:
-    """The canonical provider for a name or alias, case-insensitive; else None."""
-    return _ALIASES.get(name.strip().lower().replace("-", "_"))
-
-
-@functools.lru_cache(maxsize=256)
-def canonical_label(name: str) -> str:
-    """A payload's own provider string: canonical if known, else kept as given."""
-    return canonical(name) or name

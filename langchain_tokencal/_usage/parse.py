@@ -51,14 +51,17 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
+from langchain_tokencal._providers import (
+    PROVIDERS,
+    canonical,
+    canonical_label,
+    unknown_provider_message,
+)
 from langchain_tokencal._usage.families import (
     MAX_COUNT,
-    PROVIDERS,
     Draft,
     UsageProblem,
     as_mapping,
-    canonical,
-    canonical_label,
     count,
     no_usage,
     parse_anthropic,
@@ -287,10 +290,8 @@ def explain_usage(payload: object, provider: str | None = None) -> str:
 def _provider_name(provider: object) -> str:
     name = canonical(provider) if isinstance(provider, str) else None
     if name is None:
-        msg = (
-            f"Unknown provider {provider!r}; expected one of "
-            f"{', '.join(SUPPORTED_PROVIDERS)}, an alias such as 'gemini', "
-            "'azure' or 'bedrock_converse', or None to detect it from the payload."
+        msg = unknown_provider_message(
+            provider, none_means="detect it from the payload"
         )
         raise UnknownProviderError(msg)
     return name

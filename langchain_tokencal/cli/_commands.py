@@ -31,9 +31,13 @@ from langchain_core.messages import (
 from langchain_tokencal import __version__
 from langchain_tokencal._calibration.counter import create_counter
 from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._providers import (
+    PROVIDERS,
+    canonical,
+    snapshot_of,
+    unknown_provider_message,
+)
 from langchain_tokencal._reporting import stats_rows
-from langchain_tokencal._usage.families import canonical
-from langchain_tokencal._usage.parse import SUPPORTED_PROVIDERS
 from langchain_tokencal.errors import TokenCalError, UnknownProviderError
 from langchain_tokencal.events import read_events, write_events
 from langchain_tokencal.storage._redis import redact
@@ -156,7 +160,7 @@ def _model_options(
     parser.add_argument(
         "--provider",
         default=None,
-        help=f"provider: {', '.join(SUPPORTED_PROVIDERS)} or an alias",
+        help=f"provider: {', '.join(PROVIDERS)} or an alias",
     )
 
 
@@ -168,10 +172,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise TokenCalError(msg)
     provider = getattr(args, "provider", None)
     if provider is not None and canonical(provider) is None:
-        msg = (
-            f"unknown provider {provider!r}; expected one of "
-            f"{', '.join(SUPPORTED_PROVIDERS)} (or an alias such as 'azure' or "
-            "'gemini'); omit --provider to guess it from the model name"
+        msg = unknown_provider_message(
+            provider, none_means="guess it from the model name (omit --provider)"
         )
         raise UnknownProviderError(msg)
 
@@ -435,12 +437,7 @@ def _estimate(
 
 def _is_known(model: str, models: Sequence[str]) -> bool:
     """The handler has a counter for ``model`` or a model it is a snapshot of."""
-    if model in models:
-        return True
-    return any(
-        model.startswith(k + "-") and model[len(k) + 1 : len(k) + 2].isdigit()
-        for k in models
-    )
+    return model in models or snapshot_of(model, models) is not None
 
 
 # -- calibrate ----------------------------------------------------------------
