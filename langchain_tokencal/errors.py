@@ -29,6 +29,8 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "EncodingUnavailableError",
+    "EventError",
+    "StoreError",
     "TokenCalError",
     "UnknownModelError",
     "UnknownProviderError",
@@ -76,4 +78,26 @@ class EncodingUnavailableError(TokenCalError, RuntimeError):
 
     Fix it by pointing ``TIKTOKEN_CACHE_DIR`` at a folder holding the encoding
     files, or let the counter fall back to the approximate count.
+    """
+
+
+class EventError(TokenCalError, ValueError):
+    """A stored event cannot be decoded (corrupt or from an unknown version)."""
+
+
+class StoreError(TokenCalError, RuntimeError):
+    """A store cannot be opened, read or written.
+
+    The message names the store (passwords redacted) and the reason the
+    operating system, SQLite or Redis gave.
+
+    Example:
+        ```python
+        from langchain_tokencal.storage import StoreError, open_store
+
+        try:
+            open_store("sqlite:////proc/no/such/dir/calibration.db")
+        except StoreError as err:
+            print(err)
+        ```
     """

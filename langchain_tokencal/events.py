@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-from langchain_tokencal.errors import TokenCalError
+from langchain_tokencal.errors import EventError
 
 __all__ = [
     "EVENT_KINDS",
@@ -71,10 +71,6 @@ EVENT_KINDS: Final = frozenset(
 )
 
 Value = int | float | str
-
-
-class EventError(TokenCalError, ValueError):
-    """A stored event cannot be decoded (corrupt or from an unknown version)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
-from langchain_tokencal.errors import ConfigError, TokenCalError
+from langchain_tokencal.errors import ConfigError, StoreError
 from langchain_tokencal.events import EventError, LearnEvent, decode_event
 
 if TYPE_CHECKING:
@@ -42,24 +42,6 @@ USAGE_FIELDS: Final = (
     "input_audio",
     "output_audio",
 )
-
-
-class StoreError(TokenCalError, RuntimeError):
-    """A store cannot be opened, read or written.
-
-    The message names the store (passwords redacted) and the reason the
-    operating system, SQLite or Redis gave.
-
-    Example:
-        ```python
-        from langchain_tokencal.storage import StoreError, open_store
-
-        try:
-            open_store("sqlite:////proc/no/such/dir/calibration.db")
-        except StoreError as err:
-            print(err)
-        ```
-    """
 
 
 @runtime_checkable
