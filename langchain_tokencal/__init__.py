@@ -1,16 +1,16 @@
 """Accurate prompt token counts for LangChain chat models, learned from usage."""
 
-from langchain_tokencal._calibration.counter import (
+from langchain_tokencal._calibration import (
     CalibratedCounter,
     ModelStats,
     TokenEstimate,
     create_counter,
 )
-from langchain_tokencal._callbacks.handler import (
+from langchain_tokencal._callbacks import (
     TokenCalibrationHandler,
     get_tokencal_callback,
 )
-from langchain_tokencal._counting.local import (
+from langchain_tokencal._counting import (
     ApproximateCounter,
     CounterInfo,
     LocalCounter,
@@ -19,7 +19,7 @@ from langchain_tokencal._counting.local import (
     local_counter,
 )
 from langchain_tokencal._reporting import HealthIssue, HealthReport
-from langchain_tokencal._usage.parse import (
+from langchain_tokencal._usage import (
     SUPPORTED_PROVIDERS,
     TokenUsage,
     explain_usage,

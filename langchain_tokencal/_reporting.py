@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from langchain_tokencal._calibration.counter import ModelStats
+    from langchain_tokencal._calibration import ModelStats
 
 logger = logging.getLogger(__name__)
 

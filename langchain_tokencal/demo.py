@@ -22,8 +22,8 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import tool
 
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
-from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal._callbacks import TokenCalibrationHandler
+from langchain_tokencal._counting import local_counter
 from langchain_tokencal.testing._model import FakeUsageChatModel
 
 if TYPE_CHECKING:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal._counting import local_counter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from langchain_tokencal._calibration.counter import TokenEstimate
+    from langchain_tokencal._calibration import TokenEstimate
 
 __all__ = ["BASELINES", "METHODS", "Call", "Method", "make_methods"]
 

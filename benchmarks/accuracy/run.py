@@ -52,7 +52,7 @@ from benchmarks.accuracy.metrics import (  # noqa: E402
 )
 from benchmarks.accuracy.providers import PROVIDERS, make_model  # noqa: E402
 from benchmarks.accuracy.workloads import build_workload  # noqa: E402
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler  # noqa: E402
+from langchain_tokencal._callbacks import TokenCalibrationHandler  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "accuracy.json"
 _PACKAGES = (

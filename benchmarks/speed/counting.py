@@ -35,7 +35,7 @@ from benchmarks.speed.timing import (
     stats,
 )
 from langchain_tokencal import TokenCalibrationHandler
-from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal._counting import local_counter
 from langchain_tokencal.testing import FakeUsageChatModel
 
 LEARNED = "fake-claude"

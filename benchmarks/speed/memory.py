@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from benchmarks.speed.corpus import Corpus
 from benchmarks.speed.timing import Table
 from langchain_tokencal import TokenCalibrationHandler
-from langchain_tokencal._counting.local import LocalCounter, local_counter
+from langchain_tokencal._counting import LocalCounter, local_counter
 
 TARGET_BYTES = 200.0
 _BATCH = 200

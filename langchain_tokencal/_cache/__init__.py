@@ -1,1 +1,10 @@
 """Bounded maps: a TTL+LRU cache and the packed per-message record memo."""
+
+from langchain_tokencal._cache.ttl import CacheStats, RecordMemo, TTLCache, check_bounds
+
+__all__ = [
+    "CacheStats",
+    "RecordMemo",
+    "TTLCache",
+    "check_bounds",
+]

@@ -26,20 +26,20 @@ from typing import Any, Literal, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_tokencal._cache.ttl import CacheStats
+from langchain_tokencal._cache import CacheStats
 from langchain_tokencal._calibration.ledger import Ledger, LedgerStats, prefix_hashes
 from langchain_tokencal._calibration.regression import (
     COEFFICIENT_NAMES,
     Calibrator,
     Prior,
 )
-from langchain_tokencal._counting.local import (
+from langchain_tokencal._counting import (
     CounterInfo,
     LocalCounter,
     as_messages,
     local_counter,
 )
-from langchain_tokencal._features.views import (
+from langchain_tokencal._features import (
     N_FEATURES,
     FeatureBatch,
     MessageFeatures,
@@ -51,7 +51,7 @@ from langchain_tokencal._providers import (
     guess_provider,
     unknown_provider_message,
 )
-from langchain_tokencal._usage.parse import TokenUsage
+from langchain_tokencal._usage import TokenUsage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.events import LearnEvent

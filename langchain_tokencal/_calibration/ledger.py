@@ -22,7 +22,7 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from langchain_tokencal._cache.ttl import CacheStats, TTLCache
+from langchain_tokencal._cache import CacheStats, TTLCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -20,7 +20,7 @@ from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 from typing_extensions import override
 
-from langchain_tokencal._calibration.counter import (
+from langchain_tokencal._calibration import (
     CalibratedCounter,
     ModelStats,
     Observation,
@@ -39,7 +39,7 @@ from langchain_tokencal._reporting import (
     stats_frame,
     stats_html,
 )
-from langchain_tokencal._usage.parse import TokenUsage, parse_usage
+from langchain_tokencal._usage import TokenUsage, parse_usage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import LearnEvent, read_events, write_events

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from langchain_tokencal._cache.ttl import check_bounds
+from langchain_tokencal._cache import check_bounds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -30,7 +30,7 @@ import xxhash
 from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.prompt_values import PromptValue
 
-from langchain_tokencal._cache.ttl import CacheStats, RecordMemo, TTLCache
+from langchain_tokencal._cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal._counting.openai_rules import (
     CL100K_TOOL_RULES,
     O200K_TOOL_RULES,
@@ -49,7 +49,7 @@ from langchain_tokencal._counting.parts import (
     plain_digest,
     plain_parts,
 )
-from langchain_tokencal._features.views import (
+from langchain_tokencal._features import (
     CONTENT_CLASSES,
     NO_TOOLS,
     RECORD_HEAD,

@@ -448,7 +448,7 @@ class MessageFeatures(_Fields):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal._counting.local import local_counter
+        from langchain_tokencal._counting import local_counter
 
         (features,) = local_counter("gpt-4o").message_features([HumanMessage("hi")])
         assert features.local == 5 and features.vector[0] == 1.0
@@ -546,7 +546,7 @@ class FeatureBatch(Sequence[MessageFeatures]):
     Example:
         ```python
         from langchain_core.messages import HumanMessage
-        from langchain_tokencal._counting.local import local_counter
+        from langchain_tokencal._counting import local_counter
 
         counter = local_counter("gpt-4o")
         messages = [HumanMessage("hi"), HumanMessage("yo")]
@@ -646,7 +646,7 @@ class ToolFeatures:
 
     Example:
         ```python
-        from langchain_tokencal._counting.local import local_counter
+        from langchain_tokencal._counting import local_counter
         from langchain_tokencal._features.views import NO_TOOLS
 
         assert local_counter("gpt-4o").tool_features(None) == NO_TOOLS

@@ -1,1 +1,15 @@
 """Usage reports: the normalized record, parsing LangChain objects and payloads."""
+
+from langchain_tokencal._usage.parse import (
+    SUPPORTED_PROVIDERS,
+    TokenUsage,
+    explain_usage,
+    parse_usage,
+)
+
+__all__ = [
+    "SUPPORTED_PROVIDERS",
+    "TokenUsage",
+    "explain_usage",
+    "parse_usage",
+]

@@ -29,8 +29,8 @@ from langchain_core.messages import (
 )
 
 from langchain_tokencal import __version__
-from langchain_tokencal._calibration.counter import create_counter
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal._calibration import create_counter
+from langchain_tokencal._callbacks import TokenCalibrationHandler
 from langchain_tokencal._providers import (
     PROVIDERS,
     canonical,
@@ -46,7 +46,7 @@ from langchain_tokencal.storage._urls import default_store_url, open_store
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-    from langchain_tokencal._calibration.counter import ModelStats, TokenEstimate
+    from langchain_tokencal._calibration import ModelStats, TokenEstimate
 
 __all__ = ["main"]
 

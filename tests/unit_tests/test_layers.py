@@ -48,6 +48,7 @@ def unit_of(module: str) -> str:
 
 
 def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).with_suffix("")
@@ -117,7 +118,7 @@ class TestLayers:
             path.append(node)
             for nxt in graph[node]:
                 if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     pytest.fail("import cycle: " + " -> ".join(cycle))
                 if nxt not in state:
                     visit(nxt)
