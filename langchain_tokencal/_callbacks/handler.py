@@ -39,11 +39,11 @@ from langchain_tokencal._reporting import (
     stats_frame,
     stats_html,
 )
-from langchain_tokencal._usage import TokenUsage, parse_usage
+from langchain_tokencal._usage import USAGE_FIELDS, TokenUsage, parse_usage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import LearnEvent, read_events, write_events
-from langchain_tokencal.storage import USAGE_FIELDS, MemoryStore, Store
+from langchain_tokencal.storage import MemoryStore, Store
 from langchain_tokencal.storage._sync import StoreSync, open_or_defer
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from langchain_tokencal._usage.parse import (
     SUPPORTED_PROVIDERS,
+    USAGE_FIELDS,
     TokenUsage,
     explain_usage,
     parse_usage,
@@ -9,6 +10,7 @@ from langchain_tokencal._usage.parse import (
 
 __all__ = [
     "SUPPORTED_PROVIDERS",
+    "USAGE_FIELDS",
     "TokenUsage",
     "explain_usage",
     "parse_usage",

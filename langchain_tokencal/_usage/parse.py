@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUPPORTED_PROVIDERS",
+    "USAGE_FIELDS",
     "TokenUsage",
     "explain_usage",
     "parse_usage",
@@ -84,6 +85,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+USAGE_FIELDS: Final = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read",
+    "cache_creation",
+    "reasoning",
+    "input_audio",
+    "output_audio",
+)
+"""The order of per-model usage totals: what a handler bills and a store sums."""
 
 SUPPORTED_PROVIDERS: Final[tuple[str, ...]] = PROVIDERS
 """Canonical provider names accepted by ``provider=`` (aliases map onto them)."""

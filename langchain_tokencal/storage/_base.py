@@ -7,8 +7,9 @@ it without importing each other.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from langchain_tokencal._usage import USAGE_FIELDS
 from langchain_tokencal.errors import ConfigError, StoreError
 from langchain_tokencal.events import EventError, LearnEvent, decode_event
 
@@ -30,18 +31,6 @@ __all__ = [
 
 # One logger for every backend, so users configure "langchain_tokencal.storage".
 logger = logging.getLogger("langchain_tokencal.storage")
-
-# The order of the integer sums `add_usage` takes: the handler's usage totals.
-USAGE_FIELDS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read",
-    "cache_creation",
-    "reasoning",
-    "input_audio",
-    "output_audio",
-)
 
 
 @runtime_checkable
