@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from langchain_tokencal._calibration import ModelStats
 
+from langchain_tokencal._reasons import NO_USAGE
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -81,7 +83,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
         out.append(HealthIssue(s.model, check, severity, message))
 
     rejected = sum(s.rejected.values())
-    no_usage = s.rejected.get("no usage", 0)
+    no_usage = s.rejected.get(NO_USAGE, 0)
     if s.counter.fallback:
         add(
             "fallback_counter",

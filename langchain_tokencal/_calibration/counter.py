@@ -51,6 +51,12 @@ from langchain_tokencal._providers import (
     guess_provider,
     unknown_provider_message,
 )
+from langchain_tokencal._reasons import (
+    IMPLAUSIBLE_RATIO,
+    INTERNAL_ERROR,
+    MULTIMODAL,
+    NO_USAGE,
+)
 from langchain_tokencal._usage import TokenUsage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import UnknownProviderError
@@ -574,7 +580,7 @@ class CalibratedCounter:
                     self._learn(obs)
             except Exception:  # a bad observation must not poison the queue
                 logger.exception("could not learn from a report for %s", self.model)
-                self._reject("internal error")
+                self._reject(INTERNAL_ERROR)
                 self._last_exact = None
         # Only consecutive reports are compared: the messages are not kept.
         self._last_exact = None
@@ -756,12 +762,12 @@ class CalibratedCounter:
         self._last_usage = usage
         reported = usage.input_tokens
         if reported <= 0:
-            return self._reject("no usage")
+            return self._reject(NO_USAGE)
         feats = self.local.feature_batch(obs.messages)
         tools_f = self.local.tool_features(obs.tools)
         local_total = self.local.framing + tools_f.local + feats.local_total
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
-            return self._reject("implausible ratio")
+            return self._reject(IMPLAUSIBLE_RATIO)
         known, unknown, _, exact, anchor = self._split(feats, tools_f)
         predicted = known + unknown
         cal_error = (predicted - reported) / reported
@@ -786,7 +792,7 @@ class CalibratedCounter:
         if totals[N_FEATURES - 1]:
             # Image costs are provider-specific and locally unknowable without
             # dimensions: keep the exact prompt count, skip the regression.
-            self._reject("multimodal: not calibrated")
+            self._reject(MULTIMODAL)
         else:
             self._fit(new, totals, tools_f, anchor, reported)
         self._allocate(new, tools_f, anchor, reported)

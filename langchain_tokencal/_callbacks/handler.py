@@ -33,6 +33,12 @@ from langchain_tokencal._providers import (
     provider_of_llm_type,
     snapshot_of,
 )
+from langchain_tokencal._reasons import (
+    CACHE_HIT,
+    INFLATED_STREAM,
+    MODEL_ERROR,
+    NO_USAGE,
+)
 from langchain_tokencal._reporting import (
     HealthReport,
     check_health,
@@ -387,7 +393,7 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         """Forget the prompt of a failed run."""
         pending = self._pending.pop(run_id)
         if pending is not None:
-            self._counter_for(pending.model, pending.provider).reject("model error")
+            self._counter_for(pending.model, pending.provider).reject(MODEL_ERROR)
 
     def _end(self, response: LLMResult, run_id: UUID) -> None:
         pending = self._pending.pop(run_id)
@@ -443,13 +449,13 @@ class TokenCalibrationHandler(BaseCallbackHandler):
                 self._aliases[snapshot] = pending.model
         reason = self._reason(usage, streamed)
         billed = usage
-        if reason == "inflated streamed usage" and pending.last_chunk:
+        if reason == INFLATED_STREAM and pending.last_chunk:
             # The merge summed cumulative counts; the last chunk's are the call's.
             billed = parse_usage(pending.last_chunk)
         if billed is not None and "llm_cache_hit" not in billed.flags:
             self._bill(pending.model, billed)
         if reason is not None or usage is None:
-            counter.reject(reason or "no usage")
+            counter.reject(reason or NO_USAGE)
             return
         reply = None
         if isinstance(message, BaseMessage):
@@ -464,14 +470,14 @@ class TokenCalibrationHandler(BaseCallbackHandler):
     @staticmethod
     def _reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
         if usage is None:
-            return "no usage"
+            return NO_USAGE
         if "llm_cache_hit" in usage.flags:
-            return "llm cache hit"
+            return CACHE_HIT
         if "server_tool_input" in usage.flags:
             return "server tool input"
         if streamed and len(streamed) > 1 and usage.input_tokens > max(streamed):
             # Chunks that each carried the prompt count were summed by the merge.
-            return "inflated streamed usage"
+            return INFLATED_STREAM
         return None
 
     def _bill(self, model: str, usage: TokenUsage) -> None:
@@ -678,8 +684,8 @@ class TokenCalibrationHandler(BaseCallbackHandler):
         counter = self._counter_for(self._resolve(model), provider)
         reason = self._reason(usage, None)
         if reason is not None or usage is None:
-            counter.reject(reason or "no usage")
-            return reason or "no usage"
+            counter.reject(reason or NO_USAGE)
+            return reason or NO_USAGE
         self._bill(counter.model, usage)
         reply = response_or_usage if isinstance(response_or_usage, AIMessage) else None
         return counter.observe(messages, usage, tools, reply=reply)

@@ -20,7 +20,7 @@ PACKAGE = Path(langchain_tokencal.__file__).parent
 # of every layer below it, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("config", "_providers", "_cache", "events"),
+    ("config", "_providers", "_reasons", "_cache", "events"),
     ("_usage", "_features"),
     ("_counting",),
     ("_calibration",),

@@ -1,0 +1,58 @@
+"""Why a report was not learned: the one list of rejection reasons.
+
+Each reason is a short lowercase phrase, kept as given in ``reject`` events,
+`ModelStats.rejected` and health messages, so logs written by older versions
+read back unchanged. Compare against these names, never against literals.
+
+Example:
+    ```python
+    from langchain_tokencal._reasons import NO_USAGE, REASONS
+
+    assert NO_USAGE in REASONS
+    ```
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+__all__ = [
+    "CACHE_HIT",
+    "IMPLAUSIBLE_RATIO",
+    "INFLATED_STREAM",
+    "INTERNAL_ERROR",
+    "MODEL_ERROR",
+    "MULTIMODAL",
+    "NO_USAGE",
+    "REASONS",
+    "Reason",
+]
+
+Reason = Literal[
+    "no usage",
+    "llm cache hit",
+    "inflated streamed usage",
+    "model error",
+    "internal error",
+    "implausible ratio",
+    "multimodal: not calibrated",
+]
+"""A reason a report was rejected (a run that taught nothing)."""
+
+NO_USAGE: Final[Reason] = "no usage"
+"""The response carried no usable counts (no usage, or zeros)."""
+CACHE_HIT: Final[Reason] = "llm cache hit"
+"""An LLM cache answered: the original usage, at no cost."""
+INFLATED_STREAM: Final[Reason] = "inflated streamed usage"
+"""LangChain summed cumulative stream chunks into an inflated total."""
+MODEL_ERROR: Final[Reason] = "model error"
+"""The call raised; nothing was reported."""
+INTERNAL_ERROR: Final[Reason] = "internal error"
+"""Learning from the report failed; the report was dropped, nothing else."""
+IMPLAUSIBLE_RATIO: Final[Reason] = "implausible ratio"
+"""The reported count is far outside what the prompt's local count allows."""
+MULTIMODAL: Final[Reason] = "multimodal: not calibrated"
+"""Media blocks whose cost the local count cannot see."""
+
+REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
+"""Every known reason."""
