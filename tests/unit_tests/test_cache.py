@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from langchain_tokencal._cache.ttl import CacheStats, RecordMemo, TTLCache
+from langchain_tokencal._cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal.errors import ConfigError
 
 

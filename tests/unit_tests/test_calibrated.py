@@ -18,15 +18,15 @@ from langchain_core.messages import (
     trim_messages,
 )
 
-from langchain_tokencal._calibration.counter import (
+from langchain_tokencal import (
     CalibratedCounter,
     ModelStats,
-    Observation,
+    TokenCalibrationHandler,
     TokenEstimate,
+    TokenUsage,
     create_counter,
 )
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
-from langchain_tokencal._usage.parse import TokenUsage
+from langchain_tokencal._calibration import Observation
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel

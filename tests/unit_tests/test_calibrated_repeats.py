@@ -6,13 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from langchain_tokencal._calibration.counter import (
-    CalibratedCounter,
-    Observation,
-    ReplyParts,
-    create_counter,
-)
-from langchain_tokencal._usage.parse import TokenUsage
+from langchain_tokencal import CalibratedCounter, TokenUsage, create_counter
+from langchain_tokencal._calibration import Observation, ReplyParts
 
 if TYPE_CHECKING:
     from langchain_tokencal.events import LearnEvent

@@ -29,9 +29,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
+from langchain_tokencal import TokenCalibrationHandler, TokenUsage
 from langchain_tokencal._callbacks import handler as callbacks
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
-from langchain_tokencal._usage.parse import TokenUsage
 from langchain_tokencal.testing import FakeUsageChatModel
 
 PROMPT = [

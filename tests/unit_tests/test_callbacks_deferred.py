@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal._callbacks import handler as callbacks
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
 from langchain_tokencal.storage import open_store
 from langchain_tokencal.testing import FakeUsageChatModel
 

@@ -13,7 +13,7 @@ from uuid import uuid4
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from langchain_tokencal._callbacks.handler import TokenCalibrationHandler
+from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal.testing import FakeUsageChatModel
 
 THREADS = 16

@@ -11,10 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers import context as tracer_context
 
-from langchain_tokencal._callbacks.handler import (
-    TokenCalibrationHandler,
-    get_tokencal_callback,
-)
+from langchain_tokencal import TokenCalibrationHandler, get_tokencal_callback
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
 

@@ -27,23 +27,23 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from langchain_tokencal._counting import local as counters
-from langchain_tokencal._counting.local import (
+from langchain_tokencal import (
     ApproximateCounter,
     CounterInfo,
     LocalCounter,
     OpenAICounter,
     TokenCounter,
-    as_messages,
-    encoding_for_model,
     local_counter,
 )
+from langchain_tokencal._counting import as_messages
+from langchain_tokencal._counting import local as counters
+from langchain_tokencal._counting.local import encoding_for_model
 from langchain_tokencal._counting.openai_rules import (
     DEFAULT_IMAGE_TOKENS,
     LOW_DETAIL_IMAGE_TOKENS,
     tile_tokens,
 )
-from langchain_tokencal._features.views import NO_TOOLS
+from langchain_tokencal._features import NO_TOOLS
 from langchain_tokencal.errors import ConfigError, UnknownModelError
 
 HISTORY: list[BaseMessage] = [

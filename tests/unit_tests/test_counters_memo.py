@@ -20,12 +20,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_tokencal import OpenAICounter, local_counter
 from langchain_tokencal._counting import local as counters
-from langchain_tokencal._counting.local import (
-    OpenAICounter,
-    local_counter,
-    token_counts,
-)
+from langchain_tokencal._counting.local import token_counts
 from langchain_tokencal._counting.parts import (
     memo_key,
     memo_lookup,

@@ -20,7 +20,7 @@ from langchain_core.messages import (
 )
 from langchain_openai import ChatOpenAI
 
-from langchain_tokencal._counting.local import OpenAICounter, local_counter
+from langchain_tokencal import OpenAICounter, local_counter
 
 MODELS = [
     "gpt-4o",

@@ -26,22 +26,24 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_tokencal._counting.local import local_counter
-from langchain_tokencal._features.views import (
-    CHARS_PER_TOKEN,
+from langchain_tokencal import local_counter
+from langchain_tokencal._features import (
     CONTENT_CLASSES,
     N_FEATURES,
     NO_TOOLS,
     RECORD_HEAD,
     MessageFeatures,
-    RecordFeatures,
     ToolFeatures,
     approx_tokens,
     class_chars,
     pack_record,
-    record_vector,
     split_tokens,
     text_classes,
+)
+from langchain_tokencal._features.views import (
+    CHARS_PER_TOKEN,
+    RecordFeatures,
+    record_vector,
 )
 
 # Samples written for these tests, one per class (a few sentences each).
@@ -449,7 +451,7 @@ class TestFeatureBatch:
 
 DIGEST_SCRIPT = """
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_tokencal._counting.local import local_counter
+from langchain_tokencal import local_counter
 msgs = [
     HumanMessage("héllo 你好", name="ann"),
     AIMessage("", tool_calls=[{"name": "f", "args": {"b": 1, "a": [2]}, "id": "c1"}]),

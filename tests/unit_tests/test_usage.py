@@ -24,7 +24,7 @@ from langchain_core.outputs import (
     LLMResult,
 )
 
-from langchain_tokencal._usage.parse import (
+from langchain_tokencal import (
     SUPPORTED_PROVIDERS,
     TokenUsage,
     explain_usage,

@@ -13,14 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
-from langchain_tokencal._usage.parse import (
-    TokenUsage,
-    _draft_of,
-    _fast_message_usage,
-    _finish,
-    explain_usage,
-    parse_usage,
-)
+from langchain_tokencal import TokenUsage, explain_usage, parse_usage
+from langchain_tokencal._usage.parse import _draft_of, _fast_message_usage, _finish
 from tests.unit_tests.conftest import DATA_DIR
 
 FLAGS = frozenset({"llm_cache_hit", "server_tool_input", "cumulative_stream"})
