@@ -1,19 +1,21 @@
-"""Health checks and tables of calibration statistics (pandas, HTML)."""
+"""Health checks: what a handler's statistics say a user should look at.
+
+The tables of statistics (`stats_rows`, `stats_frame`, `stats_html`) live with
+`ModelStats` in the calibration layer and are re-exported here.
+"""
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    import pandas as pd
-
     from langchain_tokencal._calibration import ModelStats
 
+from langchain_tokencal._calibration import stats_frame, stats_html, stats_rows
 from langchain_tokencal._reasons import NO_USAGE
 
 logger = logging.getLogger(__name__)
@@ -161,91 +163,3 @@ def check_health(
             level = logging.WARNING if issue.severity == "warning" else logging.INFO
             logger.log(level, "tokencal health: %s: %s", issue.model, issue.message)
     return HealthReport(tuple(issues))
-
-
-def _pct(value: float | None) -> float | None:
-    return None if value is None else round(100.0 * value, 3)
-
-
-def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
-    """One flat dict per model: the columns of `stats_frame` and `stats_html`.
-
-    Example:
-        ```python
-        from langchain_tokencal._reporting import stats_rows
-
-        assert stats_rows({}) == []
-        ```
-    """
-    rows = []
-    for s in stats.values():
-        usage = s.last_usage
-        rows.append(
-            {
-                "model": s.model,
-                "provider": s.provider,
-                "counter": s.counter.kind
-                + (" (fallback)" if s.counter.fallback else ""),
-                "reports": s.observations,
-                "repeats": s.repeats,
-                "rejected": sum(s.rejected.values()),
-                "local_error_%": _pct(s.local_error),
-                "calibrated_error_%": _pct(s.calibrated_error),
-                "recent_error_%": _pct(s.recent_error),
-                "bias_%": _pct(s.bias),
-                "confidence": s.confidence,
-                "memo_hit_rate": round(s.memo.hit_rate, 3),
-                "last_input_tokens": usage.input_tokens if usage else None,
-                **{f"coef_{k}": round(v, 4) for k, v in s.coefficients.items()},
-            }
-        )
-    return rows
-
-
-def stats_frame(stats: Mapping[str, ModelStats]) -> pd.DataFrame:
-    """The statistics as a pandas DataFrame indexed by model.
-
-    Raises:
-        ImportError: When pandas is not installed, with the install line.
-    """
-    try:
-        import pandas as pd  # noqa: PLC0415 - optional dependency
-    except ImportError as err:
-        msg = "stats_frame needs pandas: pip install 'langchain-tokencal[pandas]'"
-        raise ImportError(msg) from err
-    frame = pd.DataFrame(stats_rows(stats))
-    return frame.set_index("model") if not frame.empty else frame
-
-
-_HTML_COLUMNS = (
-    "model",
-    "counter",
-    "reports",
-    "rejected",
-    "local_error_%",
-    "calibrated_error_%",
-    "recent_error_%",
-    "confidence",
-    "memo_hit_rate",
-)
-
-
-def stats_html(stats: Mapping[str, ModelStats]) -> str:
-    """The statistics as an HTML table (what Jupyter shows for a handler)."""
-    rows = stats_rows(stats)
-    if not rows:
-        return "<p><b>TokenCalibrationHandler</b>: no model seen yet.</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in _HTML_COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>"
-            for c in _HTML_COLUMNS
-        )
-        + "</tr>"
-        for r in rows
-    )
-    return (
-        "<table><caption>TokenCalibrationHandler</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )

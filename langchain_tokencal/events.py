@@ -9,18 +9,20 @@ conflict, so concurrent writers lose nothing.
 An event holds numbers, hashes, model names and rejection reasons; never
 prompt text.
 
+The kinds and their values, in order, are defined once, by `SCHEMA` (field
+names; the named tuples below build them):
+
 | kind | values |
 |---|---|
-| ``fit`` | the regression's feature vector, then residual and local tokens |
-| ``prompt`` | tool-set fingerprint, first digest, last digest, prompt hash, tokens |
-| ``message`` | message digest, cost, whether it is a reply |
-| ``base`` | tool-set fingerprint, base cost |
-| ``error`` | local and calibrated relative error, then the relative residual |
+| ``fit`` | the regression's feature vector (``x...``), then residual and local tokens |
+| ``prompt`` | `Prompt`: tool-set fingerprint, first and last digest, hash, tokens |
+| ``message`` | `Message`: message digest, cost, whether it is a reply |
+| ``base`` | `Base`: tool-set fingerprint, base cost |
+| ``error`` | `ErrorSample`: local and calibrated relative error; then the residual |
 | ``residual`` | a relative residual alone (older logs; still read) |
 | ``reply`` | a leftover behind the reply-cost correction |
-| ``reject`` | the reason reports were not learned from, and how many |
-| ``usage`` | usage sums: input, output, total, cache read and creation, ... |
-| ``meta`` | provider, then aliases of the model |
+| ``reject`` | `Reject`: the reason reports were not learned from, and how many |
+| ``meta`` | the provider, then aliases of the model (read by the handler) |
 """
 
 from __future__ import annotations
@@ -32,17 +34,25 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 from langchain_tokencal.errors import EventError
 
 __all__ = [
     "EVENT_KINDS",
+    "SCHEMA",
+    "Base",
+    "ErrorSample",
     "EventError",
     "LearnEvent",
+    "Message",
+    "Prompt",
+    "Reject",
+    "check_values",
     "decode_event",
     "encode_event",
     "read_events",
@@ -55,20 +65,97 @@ logger = logging.getLogger(__name__)
 _FORMAT = "langchain-tokencal-calibration"
 _VERSION = 1
 
-EVENT_KINDS: Final = frozenset(
+
+class Prompt(NamedTuple):
+    """Values of a ``prompt`` event: one whole prompt's reported count."""
+
+    tools: int
+    first: int
+    last: int
+    hash: int
+    tokens: int
+
+
+class Message(NamedTuple):
+    """Values of a ``message`` event: one message's learned cost."""
+
+    digest: int
+    cost: float
+    reply: int  # 1 if the cost came from the reply's completion tokens
+
+
+class Base(NamedTuple):
+    """Values of a ``base`` event: a tool set's fixed cost beyond its messages."""
+
+    tools: int
+    cost: float
+
+
+class ErrorSample(NamedTuple):
+    """The first values of an ``error`` event; a ``residual`` may follow."""
+
+    local: float
+    calibrated: float
+
+
+class Reject(NamedTuple):
+    """Values of a ``reject`` event: reports not learned from, by reason."""
+
+    reason: str
+    reports: int
+
+
+# Field names per kind, in order. A name ending in "..." takes any number of
+# values; one ending in "?" may be missing (older logs, or not known yet).
+SCHEMA: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
-        "fit",
-        "prompt",
-        "message",
-        "base",
-        "residual",
-        "error",
-        "reply",
-        "reject",
-        "usage",
-        "meta",
+        "fit": ("x...", "residual", "local"),
+        "prompt": Prompt._fields,
+        "message": Message._fields,
+        "base": Base._fields,
+        "error": (*ErrorSample._fields, "residual?"),
+        "residual": ("residual",),
+        "reply": ("leftover",),
+        "reject": (Reject._fields[0], f"{Reject._fields[1]}?"),
+        "meta": ("provider?", "aliases..."),
     }
 )
+"""Every event kind and the names of its values: the one event schema."""
+
+EVENT_KINDS: Final = frozenset(SCHEMA)
+"""The kinds a log may hold; `decode_event` refuses any other."""
+
+
+def _arity(fields: tuple[str, ...]) -> tuple[int, float]:
+    """The fewest and most values a kind's fields admit."""
+    required = sum(not f.endswith(("...", "?")) for f in fields)
+    variadic = any(f.endswith("...") for f in fields)
+    return required, math.inf if variadic else len(fields)
+
+
+_ARITY: Final = {kind: _arity(fields) for kind, fields in SCHEMA.items()}
+
+
+def check_values(kind: str, values: tuple[Value, ...]) -> None:
+    """Refuse values whose number does not fit the kind's `SCHEMA` entry.
+
+    Stores carry any well-formed event; a counter checks an event's shape
+    against the schema before applying it (`decode_event` does not).
+
+    Raises:
+        EventError: On an unknown kind or a value count the kind does not admit.
+    """
+    arity = _ARITY.get(kind)
+    if arity is None:
+        msg = f"unknown event kind {kind!r}"
+        raise EventError(msg)
+    fewest, most = arity
+    if not fewest <= len(values) <= most:
+        msg = (
+            f"a {kind} event takes {', '.join(SCHEMA[kind])}; got {len(values)} values"
+        )
+        raise EventError(msg)
+
 
 Value = int | float | str
 

@@ -1,12 +1,13 @@
 """Learning from reports: the ledger of exact facts, the regression, the counter."""
 
-from langchain_tokencal._calibration.counter import (
-    CalibratedCounter,
+from langchain_tokencal._calibration.counter import CalibratedCounter, create_counter
+from langchain_tokencal._calibration.estimate import Source, TokenEstimate
+from langchain_tokencal._calibration.learning import Observation, ReplyParts
+from langchain_tokencal._calibration.stats import (
     ModelStats,
-    Observation,
-    ReplyParts,
-    TokenEstimate,
-    create_counter,
+    stats_frame,
+    stats_html,
+    stats_rows,
 )
 
 __all__ = [
@@ -14,6 +15,10 @@ __all__ = [
     "ModelStats",
     "Observation",
     "ReplyParts",
+    "Source",
     "TokenEstimate",
     "create_counter",
+    "stats_frame",
+    "stats_html",
+    "stats_rows",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -47,7 +49,7 @@ def _learned(
 
     Rejections are summed by reason: they are published once per drain.
     """
-    events: list[LearnEvent] = counter.take_events()
+    events = _PUBLISHED[counter]
     rejects: dict[str, int] = {}
     for e in events:
         if e.kind == "reject":
@@ -55,9 +57,23 @@ def _learned(
     return [(e.kind, e.values) for e in events if e.kind != "reject"], rejects
 
 
+# What each counter published to its listener (the seam a store syncs through).
+_PUBLISHED: weakref.WeakKeyDictionary[CalibratedCounter, list[LearnEvent]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _listened() -> CalibratedCounter:
+    counter = create_counter("claude-test", provider="anthropic")
+    events: list[LearnEvent] = []
+    counter.listener = events.extend
+    _PUBLISHED[counter] = events
+    return counter
+
+
 def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
     """Learn each observation alone: the path that never spots a repeat."""
-    counter = create_counter("claude-test", provider="anthropic")
+    counter = _listened()
     for obs in observations:
         counter.submit(obs)
         counter.flush()
@@ -66,7 +82,7 @@ def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
 
 def _queued(observations: list[Observation]) -> CalibratedCounter:
     """Learn the observations in one drain: the path that spots repeats."""
-    counter = create_counter("claude-test", provider="anthropic")
+    counter = _listened()
     for obs in observations:
         counter.submit(obs)
     counter.flush()
@@ -139,8 +155,11 @@ class TestRepeatedReports:
         )
 
     def test_no_messages_are_kept_after_a_drain(self) -> None:
-        """The prompt used to spot repeats is dropped when the queue is empty."""
-        counter = _queued([_obs(PROMPT, 61)] * 3)
-        assert counter._last_exact is None
-        counter.observe(PROMPT, 61)
-        assert counter._last_exact is None
+        """No reference to a learned prompt outlives the drain that learned it."""
+        prompt = [HumanMessage("A prompt that is dropped after learning.")]
+        probe = weakref.ref(prompt[0])
+        counter = _queued([_obs(prompt, 61)] * 3)
+        counter.observe([HumanMessage("another")], 12)
+        del prompt
+        gc.collect()
+        assert probe() is None

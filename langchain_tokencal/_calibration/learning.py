@@ -1,0 +1,328 @@
+"""Learning: one reported call turned into the facts it teaches.
+
+A report (`Observation`: the prompt, the tools, the usage, the reply) teaches
+up to five kinds of fact, each recorded as an event of
+`langchain_tokencal.events.SCHEMA` and applied to the `CounterState`:
+
+- ``error``: how far the local and the calibrated counts were from it;
+- ``fit``: a regression row (the features of the part that was unknown);
+- ``message`` and ``base``: the unknown messages' costs and the tool set's
+  fixed cost, allocated from the reported remainder;
+- ``prompt``: the whole prompt's count, an exact fact for its repeats and
+  the anchor of the prompts that extend it;
+- ``message`` (a reply) and ``reply``: the reply's cost from its completion
+  tokens, and the correction of such costs.
+
+Reports that cannot be trusted are rejected with a reason
+(`langchain_tokencal._reasons`), and teach nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from langchain_core.messages import AIMessage, BaseMessage
+
+from langchain_tokencal._calibration.design import (
+    PER_MESSAGE,
+    content_tokens,
+    design_row,
+    has_images,
+)
+from langchain_tokencal._calibration.estimate import RESIDUAL_FLOOR
+from langchain_tokencal._calibration.ledger import prefix_hashes
+from langchain_tokencal._reasons import IMPLAUSIBLE_RATIO, MULTIMODAL, NO_USAGE
+from langchain_tokencal.events import Base, ErrorSample, Message, Prompt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_tokencal._calibration.state import CounterState
+    from langchain_tokencal._counting import LocalCounter
+    from langchain_tokencal._features import MessageFeatures, ToolFeatures
+    from langchain_tokencal._usage import TokenUsage
+
+__all__ = ["Learner", "Observation", "ReplyParts"]
+
+# A report further than this from the local count is garbage, not a tokenizer
+# difference (hidden preambles make ratios of 10x+ on tiny prompts legitimate).
+_MAX_RATIO: Final = 50.0
+_MIN_RATIO: Final = 0.05
+# The reply-cost correction: the median of recent leftovers, each clipped
+# (tokens), taken only when the other new messages are estimated at no more
+# than _REPLY_SIGNAL tokens (so their own error stays small).
+_REPLY_CLIP: Final = 16.0
+_REPLY_SIGNAL: Final = 64.0
+# Reply texts remembered with their digests (cleared when full).
+_REPLIES_KEPT: Final = 4096
+
+
+class ReplyParts(NamedTuple):
+    """What a reply adds to the next prompt, copied out of a model's result."""
+
+    content: str | list[Any]
+    tool_calls: list[Any]
+
+    def message(self) -> AIMessage:
+        """The reply as the message the next prompt will hold."""
+        return AIMessage(content=self.content, tool_calls=self.tool_calls)
+
+
+class Observation(NamedTuple):
+    """One reported call, handed from a callback to a counter.
+
+    The messages are the caller's own objects, held only until the next count
+    or flush processes the observation; nothing else is kept. A named tuple:
+    one is built inside every model call, where a frozen dataclass costs more.
+    """
+
+    messages: Sequence[BaseMessage]
+    tools: Sequence[Any] | None
+    usage: TokenUsage
+    reply: BaseMessage | ReplyParts | None = None
+
+
+class _Repeat(NamedTuple):
+    """A prompt just learned exactly, and the error record a repeat gets."""
+
+    messages: Sequence[BaseMessage]
+    tools: Sequence[Any] | None
+    reported: int
+    error: tuple[float, ...]
+
+
+class Learner:
+    """Turns observations into recorded facts about one model.
+
+    Not thread-safe on its own: `CalibratedCounter` serializes access.
+
+    Args:
+        state: The state the facts are applied to.
+        local: The model's local counter (features of the reported messages).
+        record: Applies a fact to the state and keeps it as an event.
+        reject: Counts a report that taught nothing; returns the reason.
+    """
+
+    def __init__(
+        self,
+        state: CounterState,
+        local: LocalCounter,
+        record: Callable[[str, tuple[Any, ...]], None],
+        reject: Callable[[str], str],
+    ) -> None:
+        """Create a learner for one model's state."""
+        self._state = state
+        self._local = local
+        self._record = record
+        self._reject = reject
+        self._reply_digests: dict[int, int] = {}
+        # The prompt learned last in the current drain, to spot repeats.
+        self.last_exact: _Repeat | None = None
+        self.last_usage: TokenUsage | None = None
+
+    def learn_next(self, obs: Observation) -> None:
+        """Learn from the next report of a drain (a repeat costs almost nothing)."""
+        last = self._repeat_of(obs)
+        if last is not None:
+            self._learn_repeat(obs, last)
+        else:
+            self.learn(obs)
+
+    def _repeat_of(self, obs: Observation) -> _Repeat | None:
+        """The previous report, if ``obs`` reports its prompt and count again.
+
+        Cheap where it matters: the counts differ for a different prompt, and
+        a prompt holding the same message objects compares by identity.
+        """
+        last = self.last_exact
+        if (
+            last is not None
+            and obs.usage.input_tokens == last.reported
+            and obs.tools == last.tools
+            and obs.messages == last.messages
+        ):
+            return last
+        return None
+
+    def _learn_repeat(self, obs: Observation, last: _Repeat) -> None:
+        """Learn from the report of a prompt just learned: what `learn` would.
+
+        The prompt is now known exactly with this count, so the prediction was
+        exact and the error record is the one kept for it; only the reply may
+        be new.
+        """
+        self.last_usage = obs.usage
+        self._record("error", last.error)
+        self._state.repeats += 1
+        self._learn_reply(obs, obs.usage)
+
+    def learn(self, obs: Observation) -> str | None:
+        """Learn from one report; the reason it was rejected, or None."""
+        # What a report changes in the memoized costs is dropped as it is
+        # applied (see CounterState.apply): the rest stays valid.
+        state, local = self._state, self._local
+        usage = obs.usage
+        self.last_usage = usage
+        reported = usage.input_tokens
+        if reported <= 0:
+            return self._reject(NO_USAGE)
+        feats = local.feature_batch(obs.messages)
+        tools_f = local.tool_features(obs.tools)
+        local_total = local.framing + tools_f.local + feats.local_total
+        if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
+            return self._reject(IMPLAUSIBLE_RATIO)
+        known, unknown, _, exact, anchor = state.split(feats, tools_f)
+        predicted = known + unknown
+        error: tuple[float, ...] = ErrorSample(
+            (local_total - reported) / reported, (predicted - reported) / reported
+        )
+        # A prediction made before any report measures the prior, not the
+        # calibration: it would widen every later interval for nothing.
+        fitted = bool(state.calibrator.points)
+        if fitted:
+            # Relative to the unknown part plus a floor: the known part (reply
+            # costs from completion tokens, derived message costs) errs a little
+            # too, and a tiny unknown part must not blow the ratio up. Carried
+            # by the same event: one record per report, not two.
+            error = (*error, (reported - known - unknown) / (unknown + RESIDUAL_FLOOR))
+        self._record("error", error)
+        if exact:
+            state.repeats += 1
+            self.last_exact = _Repeat(obs.messages, obs.tools, reported, error)
+            self._learn_reply(obs, usage)
+            return None
+        start = anchor[0] if anchor else 0
+        new = feats[start:]
+        totals = feats.vector_sum(start)
+        if has_images(totals):
+            # Image costs are provider-specific and locally unknowable without
+            # dimensions: keep the exact prompt count, skip the regression.
+            self._reject(MULTIMODAL)
+        else:
+            self._fit(new, totals, tools_f, anchor, reported)
+        self._allocate(new, tools_f, anchor, reported)
+        digests = feats.digests
+        if digests:
+            prompt_hash = prefix_hashes(tools_f.fingerprint, digests)[-1]
+            fact = Prompt(
+                tools_f.fingerprint, digests[0], digests[-1], prompt_hash, reported
+            )
+            self._record("prompt", fact)
+            # Reported again, this prompt is an exact hit: a zero error.
+            again = (error[0], 0.0, 0.0) if state.calibrator.points else (error[0], 0.0)
+            self.last_exact = _Repeat(obs.messages, obs.tools, reported, again)
+        else:
+            state.ledger.record(tools_f.fingerprint, digests, reported)
+        self._learn_reply(obs, usage)
+        return None
+
+    def _fit(
+        self,
+        new: Sequence[MessageFeatures],
+        totals: Sequence[float],
+        tools_f: ToolFeatures,
+        anchor: tuple[int, int] | None,
+        reported: int,
+    ) -> None:
+        """Add the report to the regression: ``totals`` sums the new vectors."""
+        if anchor is None:
+            x = design_row(totals, tools_f)
+            local = float(self._local.framing + tools_f.local)
+            target = float(reported)
+        else:
+            x = design_row(totals, None)
+            local = 0.0
+            target = float(reported - anchor[1])
+        for f in new:
+            local += f.local
+        self._record("fit", (*x, target - local, local))
+
+    def _allocate(
+        self,
+        new: Sequence[MessageFeatures],
+        tools_f: ToolFeatures,
+        anchor: tuple[int, int] | None,
+        reported: int,
+    ) -> None:
+        """Spread the newly reported tokens over the messages that were unknown."""
+        state = self._state
+        ledger = state.ledger
+        remainder = float(reported - anchor[1]) if anchor is not None else reported
+        unknown: list[tuple[MessageFeatures, float]] = []
+        replies = 0
+        cost_of = state.cost
+        for f in new:
+            cost, learned = cost_of(f)
+            if not learned:
+                unknown.append((f, cost))
+            else:
+                remainder -= cost
+                replies += f.digest in state.replies
+        base = 0.0
+        base_known = True
+        if anchor is None:
+            base, base_known = state.base(tools_f, learned=len(unknown) < len(new))
+            remainder -= base
+        estimated = sum(c for _, c in unknown)
+        if anchor is not None and replies == 1 and 0 < estimated <= _REPLY_SIGNAL:
+            self._learn_reply_bias(remainder - estimated)
+        if not unknown:
+            if anchor is None:
+                # Every message was known: what is left is this tool set's base.
+                value = ledger.blended_base(tools_f.fingerprint, remainder + base)
+                self._record("base", Base(tools_f.fingerprint, value))
+            return
+        total = estimated
+        # A remainder far from the calibrated total means the known costs are
+        # stale; trust the regression rather than write nonsense into the ledger.
+        if total <= 0 or not 0.5 * total <= remainder <= 2.0 * total:
+            return
+        for f, cost in unknown:
+            self._record("message", Message(f.digest, remainder * cost / total, 0))
+        if anchor is None and not base_known:
+            # The messages' costs were derived against this base: record it, so
+            # a later prompt made of known messages adds up to what was reported.
+            value = ledger.blended_base(tools_f.fingerprint, base)
+            self._record("base", Base(tools_f.fingerprint, value))
+
+    def _learn_reply_bias(self, error: float) -> None:
+        """Move the reply-cost correction towards what the report implies.
+
+        A reply's cost in the next prompt is its completion tokens plus the
+        template's per-message cost; what the template really adds around a
+        reply (an end-of-turn token the completion already counted, a header)
+        shows as a consistent leftover when the next prompt is reported. The
+        new user message's estimate errs both ways (it is short: see the
+        caller), so the median of recent leftovers is the reply's bias.
+        """
+        self._record("reply", (max(-_REPLY_CLIP, min(_REPLY_CLIP, error)),))
+
+    def _learn_reply(self, obs: Observation, usage: TokenUsage) -> None:
+        reply = obs.reply
+        if reply is None or usage.output_tokens <= 0:
+            return
+        ledger = self._state.ledger
+        key = None
+        if isinstance(reply, ReplyParts):
+            if isinstance(reply.content, str) and not reply.tool_calls:
+                # A reply seen before (a repeated prompt, an LLM cache) is
+                # recognized from its text alone, without building a message.
+                key = hash(reply.content)
+                digest = self._reply_digests.get(key)
+                if digest is not None and ledger.message_cost(digest) is not None:
+                    return
+            reply = reply.message()
+        (f,) = self._local.message_features([reply])
+        if key is not None:
+            if len(self._reply_digests) >= _REPLIES_KEPT:
+                self._reply_digests.clear()
+            self._reply_digests[key] = f.digest
+        if ledger.message_cost(f.digest) is not None:
+            return
+        visible = usage.output_tokens - usage.reasoning
+        coef = self._state.calibrator.coefficients
+        overhead = (
+            f.local - content_tokens(f.vector) + coef[PER_MESSAGE]
+        ) + self._state.reply_adjust
+        if visible > 0:
+            self._record("message", Message(f.digest, max(visible + overhead, 1.0), 1))

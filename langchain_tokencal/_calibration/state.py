@@ -1,0 +1,280 @@
+"""What a counter knows: the learned facts, and the costs a count reads from them.
+
+`CounterState` holds everything a model's counter has learned: the ledger of
+exact facts, the regression, the recent errors and residuals, the rejections
+and the reply-cost correction. It changes in one way only, `CounterState.apply`,
+one learned fact (an event of `langchain_tokencal.events.SCHEMA`) at a time,
+through a dispatch table with one entry per event kind; learning and replay
+share it, so a replayed log rebuilds the same state.
+
+Counting reads it through `CounterState.split`: the known and estimated parts
+of a prompt, with each message's cost memoized by digest. Learned costs stay
+memoized until a fact changes them; estimates until the coefficients change.
+
+Not thread-safe on its own: `CalibratedCounter` serializes access.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from langchain_tokencal._calibration.design import base_estimate, message_estimate
+from langchain_tokencal._calibration.estimate import (
+    CounterKind,
+    model_confidence,
+    relative_interval,
+)
+from langchain_tokencal._calibration.ledger import Ledger
+from langchain_tokencal._calibration.regression import (
+    N_COEFFICIENTS,
+    Calibrator,
+    Prior,
+)
+from langchain_tokencal.events import EVENT_KINDS, check_values
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from langchain_tokencal._features import FeatureBatch, MessageFeatures, ToolFeatures
+    from langchain_tokencal.config import CounterConfig
+
+__all__ = ["CounterState", "Split"]
+
+# Recent residuals behind the interval: old ones describe an earlier fit.
+_RESIDUAL_WINDOW: Final = 200
+# Weight of the newest report in the moving average of the calibrated error.
+_EMA_ALPHA: Final = 0.3
+# Leftovers behind the reply-cost correction (their median).
+_REPLY_WINDOW: Final = 51
+# Reply digests remembered as completion-derived (cleared when full).
+_REPLIES_KEPT: Final = 4096
+
+Split = tuple[float, float, int, bool, "tuple[int, int] | None"]
+"""(known tokens, estimated tokens, known messages, exact, anchor)."""
+
+
+class CounterState:
+    """The learned state of one model's counter.
+
+    Args:
+        kind: The local counter's kind (its prior and prior interval).
+        provider: The provider family, for a prior centred on documented costs.
+        framing: The local counter's framing tokens.
+        config: Windows, cache sizes and coverage.
+        clock: Monotonic clock of the ledger's TTL.
+    """
+
+    def __init__(
+        self,
+        kind: CounterKind,
+        provider: str | None,
+        framing: int,
+        config: CounterConfig,
+        clock: Callable[[], float],
+    ) -> None:
+        """Create a state that knows nothing yet."""
+        self.kind: CounterKind = kind
+        self.framing = framing
+        self.config = config
+        prior = Prior.exact() if kind == "exact" else Prior.approximate(provider)
+        self.calibrator = Calibrator(prior, window=config.max_points)
+        self.ledger = Ledger(config.cache_size, config.cache_ttl, clock=clock)
+        self._clock = clock
+        # Each message's cost by digest, and whether it was learned (see split).
+        self.costs: dict[int, tuple[float, bool]] = {}
+        self._estimated: list[int] = []
+        self._costs_at = 0.0
+        self.residuals: deque[float] = deque(
+            maxlen=min(config.max_points, _RESIDUAL_WINDOW)
+        )
+        self.errors: deque[tuple[float, float]] = deque(maxlen=config.max_points)
+        self.rejected: dict[str, int] = {}
+        self.repeats = 0
+        # Reply costs taken from completion tokens (digests), and the learned
+        # correction of those costs (see learning.Learner.reply_bias).
+        self.replies: set[int] = set()
+        self.reply_adjust = 0.0
+        self._leftovers: deque[float] = deque(maxlen=_REPLY_WINDOW)
+        # Start pessimistic: 10% error until reports say otherwise.
+        self.error_ema = 0.1
+
+    # -- applying learned facts -------------------------------------------
+
+    def apply(self, kind: str, values: tuple[Any, ...]) -> None:
+        """Change the state by one learned fact.
+
+        Raises:
+            ValueError: On an unknown kind or values that do not fit it
+                (also ``TypeError``/``IndexError`` for malformed values).
+        """
+        check_values(kind, values)
+        _APPLY[kind](self, values)
+
+    def _fit(self, v: tuple[Any, ...]) -> None:
+        if len(v) != N_COEFFICIENTS + 2:
+            msg = f"a fit holds {N_COEFFICIENTS} features, residual and local"
+            raise ValueError(msg)
+        self.calibrator.add(v[:N_COEFFICIENTS], float(v[-2]), float(v[-1]))
+        self._forget_estimates()
+
+    def _prompt(self, v: tuple[Any, ...]) -> None:
+        tools, first, last, prompt_hash, tokens = map(int, v)
+        self.ledger.insert(tools, first, last, prompt_hash, tokens)
+
+    def _message(self, v: tuple[Any, ...]) -> None:
+        digest, cost, reply = int(v[0]), float(v[1]), v[2]
+        self.ledger.set_message_cost(digest, cost)
+        self.costs.pop(digest, None)
+        if reply:
+            if len(self.replies) >= _REPLIES_KEPT:
+                self.replies.clear()
+            self.replies.add(digest)
+
+    def _base(self, v: tuple[Any, ...]) -> None:
+        tools, cost = v
+        self.ledger.bases.put(int(tools), float(cost))
+
+    def _error(self, v: tuple[Any, ...]) -> None:
+        local, calibrated, *residual = map(float, v)
+        self.errors.append((local, calibrated))
+        self.error_ema += _EMA_ALPHA * (abs(calibrated) - self.error_ema)
+        self.residuals.extend(residual[:1])
+
+    def _residual(self, v: tuple[Any, ...]) -> None:
+        # Written separately by earlier versions; still read from their logs.
+        (residual,) = v
+        self.residuals.append(float(residual))
+
+    def _reply(self, v: tuple[Any, ...]) -> None:
+        (leftover,) = v
+        self._leftovers.append(float(leftover))
+        ordered = sorted(self._leftovers)
+        self.reply_adjust = ordered[len(ordered) // 2]
+
+    def _reject(self, v: tuple[Any, ...]) -> None:
+        reason, *count = v
+        self.add_rejects(str(reason), int(count[0]) if count else 1)
+
+    def _meta(self, v: tuple[Any, ...]) -> None:
+        """Nothing here: the handler reads ``meta`` when it creates a counter."""
+
+    def add_rejects(self, reason: str, n: int) -> None:
+        """Count ``n`` reports not learned from for ``reason``."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + n
+
+    # -- costs for counting -----------------------------------------------
+
+    def expire_costs(self) -> None:
+        """Drop memoized costs when the ledger's TTL may have expired them."""
+        ttl = self.config.cache_ttl
+        if ttl is not None:
+            # Memoized learned costs outlive the ledger's TTL by at most a
+            # quarter of it.
+            now = self._clock()
+            if now - self._costs_at > ttl / 4:
+                self.clear_costs()
+                self._costs_at = now
+
+    def clear_costs(self) -> None:
+        """Forget every memoized cost (after a replay, say)."""
+        self.costs.clear()
+        self._estimated.clear()
+
+    def _forget_estimates(self) -> None:
+        """Drop the memoized estimates: the coefficients behind them changed."""
+        costs = self.costs
+        for digest in self._estimated:
+            entry = costs.get(digest)
+            if entry is not None and not entry[1]:  # not learned since
+                del costs[digest]
+        self._estimated.clear()
+
+    def cost(self, f: MessageFeatures) -> tuple[float, bool]:
+        """A message's cost and whether it was learned (memoized per digest)."""
+        digest = f.digest
+        entry = self.costs.get(digest)
+        if entry is None:
+            if len(self.costs) >= self.config.cache_size:
+                self.clear_costs()
+            learned = self.ledger.message_cost(digest)
+            if learned is not None:
+                entry = (learned, True)
+            else:
+                entry = (message_estimate(self.calibrator.coefficients, f), False)
+                self._estimated.append(digest)
+            self.costs[digest] = entry
+        return entry
+
+    def base(self, tools_f: ToolFeatures, *, learned: bool) -> tuple[float, bool]:
+        """Fixed cost of a prompt beyond its messages, and whether it is known.
+
+        The learned base is the counterpart of learned message costs (they were
+        split against it), so it is used only with them (``learned=True``); a
+        prompt of new messages takes the regression's framing instead.
+        """
+        value = self.ledger.base_cost(tools_f.fingerprint) if learned else None
+        if value is not None:
+            return value, True
+        return base_estimate(self.calibrator.coefficients, self.framing, tools_f), False
+
+    def split(self, feats: FeatureBatch, tools_f: ToolFeatures) -> Split:
+        """(known tokens, estimated tokens, known messages, exact, anchor)."""
+        digests = feats.digests
+        anchor = self.ledger.anchor(tools_f.fingerprint, digests)
+        if anchor is not None and anchor[0] == len(digests):
+            return float(anchor[1]), 0.0, len(digests), True, anchor
+        known = unknown = 0.0
+        known_msgs = start = 0
+        if anchor is not None:
+            start, tokens = anchor
+            known, known_msgs = float(tokens), start
+        # Memoized costs by digest in one pass; only misses build features.
+        rest = digests[start:] if start else digests
+        entries = list(map(self.costs.get, rest))
+        for j, entry in enumerate(entries):
+            cost, learned = entry if entry is not None else self.cost(feats[start + j])
+            if learned:
+                known += cost
+                known_msgs += 1
+            else:
+                unknown += cost
+        if anchor is None:
+            base, base_known = self.base(tools_f, learned=known_msgs > 0)
+            if base_known:
+                known += base
+            else:
+                unknown += base
+        return known, unknown, known_msgs, False, anchor
+
+    # -- what the state says ----------------------------------------------
+
+    def interval(self) -> tuple[float, float]:
+        """The relative interval of the unknown part of a count."""
+        cfg = self.config
+        return relative_interval(
+            self.residuals, self.kind, cfg.min_points, cfg.coverage
+        )
+
+    def confidence(self) -> float:
+        """Confidence in the calibrated part of a count, 0..1."""
+        return model_confidence(
+            self.calibrator.points, self.config.min_points, self.error_ema, self.kind
+        )
+
+
+_APPLY: Final[dict[str, Callable[[CounterState, tuple[Any, ...]], None]]] = {
+    "fit": CounterState._fit,  # noqa: SLF001 - the dispatch table of apply
+    "prompt": CounterState._prompt,  # noqa: SLF001
+    "message": CounterState._message,  # noqa: SLF001
+    "base": CounterState._base,  # noqa: SLF001
+    "error": CounterState._error,  # noqa: SLF001
+    "residual": CounterState._residual,  # noqa: SLF001
+    "reply": CounterState._reply,  # noqa: SLF001
+    "reject": CounterState._reject,  # noqa: SLF001
+    "meta": CounterState._meta,  # noqa: SLF001
+}
+
+if set(_APPLY) != EVENT_KINDS:  # pragma: no cover - a schema bug, caught at import
+    msg = f"apply handles {sorted(_APPLY)}, the schema declares {sorted(EVENT_KINDS)}"
+    raise RuntimeError(msg)

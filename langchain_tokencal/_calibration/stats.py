@@ -1,0 +1,167 @@
+"""Calibration statistics of a model, and the tables they are shown in.
+
+`ModelStats` is a frozen snapshot taken by `CalibratedCounter.stats`; the
+tables flatten snapshots into rows (`stats_rows`), a pandas DataFrame
+(`stats_frame`, the ``[pandas]`` extra) or the HTML Jupyter shows.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
+
+    from langchain_tokencal._cache import CacheStats
+    from langchain_tokencal._calibration.ledger import LedgerStats
+    from langchain_tokencal._counting import CounterInfo
+    from langchain_tokencal._usage import TokenUsage
+
+__all__ = ["ModelStats", "stats_frame", "stats_html", "stats_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """Calibration statistics of one model (a snapshot).
+
+    Attributes:
+        model: The model key.
+        provider: The provider, when known.
+        counter: The local counter's description.
+        observations: Reports learned from.
+        repeats: Reports of a prompt already known exactly.
+        rejected: Reports not learned from, by reason.
+        coefficients: The regression's residual coefficients by name.
+        confidence: Confidence of a typical estimate, 0..1.
+        local_error: Mean absolute relative error of the uncalibrated local
+            count against the reports (before each was learned), or ``None``.
+        calibrated_error: The same for the calibrated count.
+        recent_error: Calibrated error over the last 10 reports.
+        bias: Mean signed relative error of the calibrated count (negative:
+            it under-counts).
+        interval: Relative interval ``(low, high)`` applied to unknown tokens.
+        last_usage: The last usage reported for this model.
+        memo: Statistics of the local features memo.
+        ledger: Statistics of the learned-count maps.
+
+    Example:
+        ```python
+        from langchain_tokencal import create_counter
+
+        stats = create_counter("claude-sonnet-4-5").stats()
+        assert stats.observations == 0
+        ```
+    """
+
+    model: str
+    provider: str | None
+    counter: CounterInfo
+    observations: int
+    repeats: int
+    rejected: Mapping[str, int]
+    coefficients: Mapping[str, float]
+    confidence: float
+    local_error: float | None
+    calibrated_error: float | None
+    recent_error: float | None
+    bias: float | None
+    interval: tuple[float, float]
+    last_usage: TokenUsage | None
+    memo: CacheStats
+    ledger: LedgerStats
+    errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+
+    def _repr_html_(self) -> str:
+        return stats_html({self.model: self})
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 3)
+
+
+def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
+    """One flat dict per model: the columns of `stats_frame` and `stats_html`.
+
+    Example:
+        ```python
+        from langchain_tokencal._calibration import stats_rows
+
+        assert stats_rows({}) == []
+        ```
+    """
+    rows = []
+    for s in stats.values():
+        usage = s.last_usage
+        rows.append(
+            {
+                "model": s.model,
+                "provider": s.provider,
+                "counter": s.counter.kind
+                + (" (fallback)" if s.counter.fallback else ""),
+                "reports": s.observations,
+                "repeats": s.repeats,
+                "rejected": sum(s.rejected.values()),
+                "local_error_%": _pct(s.local_error),
+                "calibrated_error_%": _pct(s.calibrated_error),
+                "recent_error_%": _pct(s.recent_error),
+                "bias_%": _pct(s.bias),
+                "confidence": s.confidence,
+                "memo_hit_rate": round(s.memo.hit_rate, 3),
+                "last_input_tokens": usage.input_tokens if usage else None,
+                **{f"coef_{k}": round(v, 4) for k, v in s.coefficients.items()},
+            }
+        )
+    return rows
+
+
+def stats_frame(stats: Mapping[str, ModelStats]) -> pd.DataFrame:
+    """The statistics as a pandas DataFrame indexed by model.
+
+    Raises:
+        ImportError: When pandas is not installed, with the install line.
+    """
+    try:
+        import pandas as pd  # noqa: PLC0415 - optional dependency
+    except ImportError as err:
+        msg = "stats_frame needs pandas: pip install 'langchain-tokencal[pandas]'"
+        raise ImportError(msg) from err
+    frame = pd.DataFrame(stats_rows(stats))
+    return frame.set_index("model") if not frame.empty else frame
+
+
+_HTML_COLUMNS = (
+    "model",
+    "counter",
+    "reports",
+    "rejected",
+    "local_error_%",
+    "calibrated_error_%",
+    "recent_error_%",
+    "confidence",
+    "memo_hit_rate",
+)
+
+
+def stats_html(stats: Mapping[str, ModelStats]) -> str:
+    """The statistics as an HTML table (what Jupyter shows for a handler)."""
+    rows = stats_rows(stats)
+    if not rows:
+        return "<p><b>TokenCalibrationHandler</b>: no model seen yet.</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in _HTML_COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>"
+            for c in _HTML_COLUMNS
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        "<table><caption>TokenCalibrationHandler</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
