@@ -1,4 +1,4 @@
-"""Tests for `langchain_tokencal._usage.parse`: one normalized record from any payload."""
+"""Tests for `langchain_tokencal._usage`: one normalized record from any payload."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from langchain_tokencal import (
     explain_usage,
     parse_usage,
 )
+from langchain_tokencal._usage import USAGE_CONTAINERS, USAGE_FIELDS
+from langchain_tokencal._usage import usage_metadata as metadata_from_totals
 from langchain_tokencal.errors import UnknownProviderError, UsageError
 from tests.unit_tests.conftest import DATA_DIR
 
@@ -57,6 +59,12 @@ def usage_metadata(
         "total_tokens": inp + out if total is None else total,
         **extra,
     }
+
+
+def counts(usage: TokenUsage | None) -> tuple[int, int, int]:
+    """Input, output and total tokens of a record that must exist."""
+    assert usage is not None
+    return usage.input_tokens, usage.output_tokens, usage.total_tokens
 
 
 def check(usage: TokenUsage | None, expected: Mapping[str, Any]) -> None:
@@ -119,66 +127,72 @@ class TestAIMessage:
         assert usage is not None
         assert (usage.input_tokens, usage.cache_read) == (1200, 1000)
 
-    def test_model_and_provider_come_from_response_metadata(self) -> None:
-        """model_name and model_provider label the record."""
+    @pytest.mark.parametrize(
+        ("response_metadata", "model", "provider"),
+        [
+            pytest.param(
+                {"model_name": "gpt-4o-2024-08-06", "model_provider": "openai"},
+                "gpt-4o-2024-08-06",
+                "openai",
+                id="model-name-and-provider",
+            ),
+            pytest.param(
+                {"model": "llama3.2", "model_provider": "ollama"},
+                "llama3.2",
+                "ollama",
+                id="model-key-fallback",
+            ),
+            pytest.param(
+                {"model_provider": "google_genai"},
+                None,
+                "google",
+                id="alias-is-canonical",
+            ),
+            pytest.param(
+                {"model_provider": "my-gateway"},
+                None,
+                "my-gateway",
+                id="unknown-provider-kept",
+            ),
+            pytest.param(
+                {"ls_provider": "anthropic"},
+                None,
+                "anthropic",
+                id="ls-provider",
+            ),
+        ],
+    )
+    def test_labels_come_from_response_metadata(
+        self,
+        response_metadata: dict[str, Any],
+        model: str | None,
+        provider: str | None,
+    ) -> None:
+        """The model and provider in response_metadata label the record."""
         message = AIMessage(
-            "hi",
-            usage_metadata=usage_metadata(),
-            response_metadata={
-                "model_name": "gpt-4o-2024-08-06",
-                "model_provider": "openai",
-            },
+            "hi", usage_metadata=usage_metadata(), response_metadata=response_metadata
         )
         usage = parse_usage(message)
         assert usage is not None
-        assert (usage.model, usage.provider) == ("gpt-4o-2024-08-06", "openai")
+        assert (usage.model, usage.provider) == (model, provider)
 
-    def test_model_falls_back_to_model_key(self) -> None:
-        """Integrations that set only response_metadata['model'] still name it."""
-        message = AIMessage(
-            "hi",
-            usage_metadata=usage_metadata(),
-            response_metadata={"model": "llama3.2", "model_provider": "ollama"},
-        )
-        usage = parse_usage(message)
-        assert usage is not None
-        assert usage.model == "llama3.2"
-
-    def test_known_model_provider_alias_is_canonical(self) -> None:
-        """A model_provider alias such as google_genai is reported as google."""
-        message = AIMessage(
-            "hi",
-            usage_metadata=usage_metadata(),
-            response_metadata={"model_provider": "google_genai"},
-        )
-        usage = parse_usage(message)
-        assert usage is not None
-        assert usage.provider == "google"
-
-    def test_unknown_model_provider_is_kept(self) -> None:
-        """An integration's own provider string is kept when it is no alias."""
-        message = AIMessage(
-            "hi",
-            usage_metadata=usage_metadata(),
-            response_metadata={"model_provider": "my-gateway"},
-        )
-        usage = parse_usage(message)
-        assert usage is not None
-        assert usage.provider == "my-gateway"
-
-    def test_explicit_provider_wins(self) -> None:
+    @pytest.mark.parametrize(
+        ("provider", "expected"),
+        [
+            pytest.param("xAI", "openai", id="alias"),
+            pytest.param("Groq", "groq", id="other-provider"),
+        ],
+    )
+    def test_explicit_provider_wins(self, provider: str, expected: str) -> None:
         """provider= overrides what the payload says."""
         message = AIMessage(
             "hi",
             usage_metadata=usage_metadata(),
             response_metadata={"model_provider": "openai"},
         )
-        usage = parse_usage(message, "xAI")
+        usage = parse_usage(message, provider)
         assert usage is not None
-        assert usage.provider == "openai"
-        usage = parse_usage(message, "Groq")
-        assert usage is not None
-        assert usage.provider == "groq"
+        assert usage.provider == expected
 
     def test_falls_back_to_response_metadata_token_usage(self) -> None:
         """Without usage_metadata the raw token_usage is read."""
@@ -260,12 +274,7 @@ class TestAIMessage:
             "a", usage_metadata=usage_metadata(100, 0)
         ) + AIMessageChunk("b", usage_metadata=usage_metadata(0, 25))
         usage = parse_usage(merged)
-        assert usage is not None
-        assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (
-            100,
-            25,
-            125,
-        )
+        assert counts(usage) == (100, 25, 125)
 
     @pytest.mark.parametrize(
         ("meta", "reason"),
@@ -353,12 +362,8 @@ class TestChunkStreams:
             AIMessageChunk("", usage_metadata=usage_metadata(0, 80)),
         ]
         usage = parse_usage(chunks)
+        assert counts(usage) == (300, 81, 381)
         assert usage is not None
-        assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (
-            300,
-            81,
-            381,
-        )
         assert usage.flags == frozenset()
 
     def test_generator_of_generation_chunks(self) -> None:
@@ -765,26 +770,11 @@ class TestValidation:
     def test_shared_references_stay_cheap(self) -> None:
         """A dict whose every envelope key points back to itself is cut off fast."""
         payload: dict[str, Any] = {}
-        for key in (
-            "usage_metadata",
-            "usageMetadata",
-            "usage",
-            "token_usage",
-            "x_groq",
-            "meta",
-            "metadata",
-            "amazon-bedrock-invocationMetrics",
-            "response_metadata",
-            "llm_output",
-            "generation_info",
-            "response",
-            "message",
-            "delta",
-        ):
+        for key in USAGE_CONTAINERS:
             payload[key] = payload
         start = time.perf_counter()
         assert explain_usage(payload).startswith("no usage: payload too complex")
-        # Without a visit budget this search is 14**7 calls (hours).
+        # Without a visit budget this search is 14**7 calls (hours) for the 14 keys.
         assert time.perf_counter() - start < 1.0
 
     def test_cyclic_object(self) -> None:
@@ -892,6 +882,65 @@ class TestTokenUsage:
         assert usage.raw_keys == {"prompt_tokens", "completion_tokens"}
 
 
+class TestUsageMetadataFromTotals:
+    """usage_metadata(totals): per-model sums in USAGE_FIELDS order to UsageMetadata."""
+
+    def test_fields_are_in_the_documented_order(self) -> None:
+        """USAGE_FIELDS names the three counts, then cache, reasoning and audio."""
+        assert USAGE_FIELDS == (
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "cache_read",
+            "cache_creation",
+            "reasoning",
+            "input_audio",
+            "output_audio",
+        )
+
+    @pytest.mark.parametrize(
+        ("totals", "expected"),
+        [
+            pytest.param(
+                (10, 2, 12, 0, 0, 0, 0, 0),
+                {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
+                id="no-details",
+            ),
+            pytest.param(
+                (100, 50, 150, 3, 4, 5, 6, 7),
+                {
+                    "input_tokens": 100,
+                    "output_tokens": 50,
+                    "total_tokens": 150,
+                    "input_token_details": {
+                        "cache_read": 3,
+                        "cache_creation": 4,
+                        "audio": 6,
+                    },
+                    "output_token_details": {"reasoning": 5, "audio": 7},
+                },
+                id="every-detail",
+            ),
+            pytest.param(
+                [100, 50, 150, 0, 40, 0, 0, 9],
+                {
+                    "input_tokens": 100,
+                    "output_tokens": 50,
+                    "total_tokens": 150,
+                    "input_token_details": {"cache_creation": 40},
+                    "output_token_details": {"audio": 9},
+                },
+                id="list-some-details",
+            ),
+        ],
+    )
+    def test_details_only_when_nonzero(
+        self, totals: list[int] | tuple[int, ...], expected: dict[str, Any]
+    ) -> None:
+        """Each detail is placed under its LangChain key, only when nonzero."""
+        assert metadata_from_totals(totals) == expected
+
+
 class TestExplainUsage:
     """explain_usage says what parse_usage makes of a payload."""
 
@@ -978,6 +1027,19 @@ class TestHotPath:
         usage = parse_usage(message)
         assert usage is not None
         assert usage.model == "m"
+
+    @pytest.mark.parametrize(
+        "case",
+        [
+            pytest.param(c, id=c["id"])
+            for c in CASES
+            if c["id"].startswith("usage-metadata-")
+        ],
+    )
+    def test_recorded_usage_metadata_on_a_message(self, case: dict[str, Any]) -> None:
+        """A recorded usage_metadata dict on an AIMessage parses as the dict does."""
+        usage = parse_usage(AIMessage("hi", usage_metadata=case["payload"]))
+        check(usage, case["expected"])
 
     def test_usage_metadata_is_not_mutated(self) -> None:
         """The message's usage_metadata is left exactly as it was."""
