@@ -149,7 +149,7 @@ class TokenCalibrationHandler(CallbackHooks):
         )
 
     def __repr__(self) -> str:
-        """Models known and pending runs."""
+        """Models known and pending runs (it settles nothing: a repr does no work)."""
         return (
             f"TokenCalibrationHandler(models={sorted(self._counters)!r}, "
             f"pending={len(self._pending)})"
