@@ -18,19 +18,20 @@ from langchain_core.globals import set_llm_cache
 from langchain_core.language_models import FakeListLLM
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
     trim_messages,
 )
-from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from langchain_tokencal import TokenCalibrationHandler, TokenUsage
-from langchain_tokencal._callbacks import handler as callbacks
+from langchain_tokencal.storage import MemoryStore
 from langchain_tokencal.testing import FakeUsageChatModel
 
 PROMPT = [
@@ -38,6 +39,7 @@ PROMPT = [
     HumanMessage("What is the capital of France, and why is it there?"),
 ]
 OTHER_PROMPT = [HumanMessage("Name three rivers that cross Germany.")]
+SMALL_USAGE = {"input_tokens": 30, "output_tokens": 2, "total_tokens": 32}
 
 
 def get_weather(city: str) -> str:
@@ -122,6 +124,47 @@ def _usage_of(reply: BaseMessage) -> dict[str, Any]:
     usage = getattr(reply, "usage_metadata", None)
     assert usage is not None
     return dict(usage)
+
+
+def start_run(
+    handler: TokenCalibrationHandler,
+    prompt: list[BaseMessage] = PROMPT,
+    serialized: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> UUID:
+    """Start a chat run by hand, as LangChain would; return its id."""
+    run_id = uuid4()
+    handler.on_chat_model_start(serialized or {}, [prompt], run_id=run_id, **kwargs)
+    return run_id
+
+
+def end_run(
+    handler: TokenCalibrationHandler, run_id: UUID, *replies: AIMessage
+) -> None:
+    """End a run by hand with one generation per reply."""
+    generations = [[ChatGeneration(message=reply) for reply in replies]]
+    handler.on_llm_end(LLMResult(generations=generations), run_id=run_id)
+
+
+def drive_run(
+    handler: TokenCalibrationHandler,
+    usage: dict[str, Any],
+    *,
+    content: str = "ok",
+    prompt: list[BaseMessage] = PROMPT,
+    bad: bool = False,
+    **start: Any,
+) -> None:
+    """One chat run by hand: start it, then end it with a reply reporting ``usage``.
+
+    A ``bad`` reply carries tool calls that are no mappings, as no real model
+    sends: the handler fails to copy them when it settles the run.
+    """
+    run_id = start_run(handler, prompt, **start)
+    reply = AIMessage(content, usage_metadata=usage)
+    if bad:
+        reply.tool_calls = [5]  # type: ignore[list-item]
+    end_run(handler, run_id, reply)
 
 
 class TestEvents:
@@ -258,35 +301,21 @@ class TestKwargs:
 
     def test_metadata_wins_over_invocation_params(self, handler):
         """metadata['ls_model_name'] beats the model in invocation_params."""
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {},
-            [PROMPT],
-            run_id=run_id,
+        drive_run(
+            handler,
+            SMALL_USAGE,
             metadata={"ls_model_name": "claude-sonnet-4-5", "ls_provider": "anthropic"},
             invocation_params={"model": "claude-sonnet-4-5-20250929", "_type": "x"},
-        )
-        usage = {"input_tokens": 30, "output_tokens": 2, "total_tokens": 32}
-        reply = AIMessage("ok", usage_metadata=usage)
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
         )
         assert handler.models == ["claude-sonnet-4-5"]
         assert handler.stats()["claude-sonnet-4-5"].provider == "anthropic"
 
     def test_invocation_params_key_without_metadata(self, handler):
         """Without metadata, the model comes from invocation_params and the provider from _type."""
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {},
-            [PROMPT],
-            run_id=run_id,
+        drive_run(
+            handler,
+            SMALL_USAGE,
             invocation_params={"model": "my-model", "_type": "anthropic-chat"},
-        )
-        usage = {"input_tokens": 30, "output_tokens": 2, "total_tokens": 32}
-        reply = AIMessage("ok", usage_metadata=usage)
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
         )
         assert handler.models == ["my-model"]
         assert handler.stats()["my-model"].provider == "anthropic"
@@ -380,19 +409,13 @@ class TestKwargs:
     def test_structured_output_schema_in_options_is_counted(self, handler):
         """A schema found only in options (JSON mode) is learned as the prompt's tool."""
         schema = Person.model_json_schema()
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {},
-            [PROMPT],
-            run_id=run_id,
+        drive_run(
+            handler,
+            {"input_tokens": 90, "output_tokens": 9, "total_tokens": 99},
+            content='{"name": "Ann", "age": 3}',
             metadata={"ls_model_name": "m"},
             invocation_params={"response_format": {"type": "json_object"}},
             options={"ls_structured_output_format": {"kwargs": {}, "schema": schema}},
-        )
-        usage = {"input_tokens": 90, "output_tokens": 9, "total_tokens": 99}
-        reply = AIMessage('{"name": "Ann", "age": 3}', usage_metadata=usage)
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
         )
         assert handler.estimate(PROMPT, model="m", tools=[schema]).tokens == 90
         assert handler.estimate(PROMPT, model="m").source != "exact"
@@ -404,19 +427,13 @@ class TestCandidates:
     def test_two_candidates_are_billed_once(self, handler):
         """Two generations carrying the same usage are billed and learned once."""
         usage = {"input_tokens": 40, "output_tokens": 5, "total_tokens": 45}
-        result = LLMResult(
-            generations=[
-                [
-                    ChatGeneration(message=AIMessage("Paris.", usage_metadata=usage)),
-                    ChatGeneration(message=AIMessage("Lyon?", usage_metadata=usage)),
-                ]
-            ]
+        run_id = start_run(handler, metadata={"ls_model_name": "m"})
+        end_run(
+            handler,
+            run_id,
+            AIMessage("Paris.", usage_metadata=usage),
+            AIMessage("Lyon?", usage_metadata=usage),
         )
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {}, [PROMPT], run_id=run_id, metadata={"ls_model_name": "m"}
-        )
-        handler.on_llm_end(result, run_id=run_id)
         assert handler.usage["m"] == usage
         est = handler.estimate(PROMPT, model="m")
         assert (est.source, est.tokens) == ("exact", 40)
@@ -551,64 +568,26 @@ class TestErrors:
         assert handler.pending_runs == 0
         assert handler.stats()["fake-claude"].rejected == {"model error": 1}
 
-    def test_handler_bug_in_end_never_breaks_the_call(self, monkeypatch, caplog):
-        """With raise_error False, a bug in reading a report is logged, and the reply arrives.
-
-        The report is parsed when it is next read (here by ``usage``), not in
-        the callback; the bug is logged there and loses nothing else.
-        """
-
-        def broken(*args: Any, **kwargs: Any) -> None:
-            msg = "handler bug"
-            raise RuntimeError(msg)
-
-        monkeypatch.setattr(callbacks, "parse_usage", broken)
+    def test_a_bad_report_is_logged_when_read(self, caplog):
+        """With raise_error False, a reply that cannot be learned is logged at the next read."""
         quiet = TokenCalibrationHandler()
-        with caplog.at_level(
-            logging.ERROR, logger="langchain_tokencal._callbacks.handler"
-        ):
-            reply = FakeUsageChatModel(callbacks=[quiet]).invoke(PROMPT)
-            assert quiet.usage == {}
-            assert quiet.count_messages(PROMPT, model="fake-claude") > 0
-        assert isinstance(reply, AIMessage)
-        assert reply.content
-        records = [
-            r
-            for r in caplog.records
-            if r.name == "langchain_tokencal._callbacks.handler"
-        ]
-        assert records
-        assert records[0].exc_info is not None
+        with caplog.at_level(logging.ERROR):
+            drive_run(quiet, SMALL_USAGE, metadata={"ls_model_name": "m"}, bad=True)
+            assert quiet.usage == {"m": SMALL_USAGE}  # billed before it failed
+        assert [r.exc_info is not None for r in caplog.records] == [True]
 
-    def test_handler_bug_in_start_never_breaks_the_call(self, monkeypatch, caplog):
-        """With raise_error False, a bug in on_chat_model_start is logged and the reply arrives."""
+    def test_a_bad_report_surfaces_with_raise_error(self, handler):
+        """With raise_error True the same failure reaches the reader (so tests see bugs)."""
+        drive_run(handler, SMALL_USAGE, metadata={"ls_model_name": "m"}, bad=True)
+        with pytest.raises(TypeError):
+            handler.count_messages(PROMPT, model="m")
 
-        def broken(*args: Any, **kwargs: Any) -> None:
-            msg = "handler bug"
-            raise RuntimeError(msg)
-
-        monkeypatch.setattr(callbacks, "_bound_tools", broken)
+    def test_a_bad_report_loses_no_other_report(self):
+        """Settling goes on past a reply that fails: the next run is still learned."""
         quiet = TokenCalibrationHandler()
-        with caplog.at_level(
-            logging.ERROR, logger="langchain_tokencal._callbacks.handler"
-        ):
-            reply = FakeUsageChatModel(callbacks=[quiet]).invoke(PROMPT)
-        assert reply.content
-        assert any(
-            r.name == "langchain_tokencal._callbacks.handler" for r in caplog.records
-        )
-
-    def test_handler_bug_surfaces_with_raise_error(self, handler, monkeypatch):
-        """With raise_error True the same bug reaches the reader (so tests see bugs)."""
-
-        def broken(*args: Any, **kwargs: Any) -> None:
-            msg = "handler bug"
-            raise RuntimeError(msg)
-
-        monkeypatch.setattr(callbacks, "parse_usage", broken)
-        FakeUsageChatModel(callbacks=[handler]).invoke(PROMPT)
-        with pytest.raises(RuntimeError, match="handler bug"):
-            handler.count_messages(PROMPT, model="fake-claude")
+        drive_run(quiet, SMALL_USAGE, metadata={"ls_model_name": "m"}, bad=True)
+        drive_run(quiet, SMALL_USAGE, metadata={"ls_model_name": "m"})
+        assert quiet.stats()["m"].observations == 1
 
     def test_cancelled_ainvoke_expires_by_ttl(self):
         """A cancelled ainvoke fires neither end nor error; its entry expires by TTL."""
@@ -659,17 +638,104 @@ class TestErrors:
         handler.raise_error = True
         llm = FakeUsageChatModel(callbacks=[handler])
         llm.invoke(PROMPT)
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {}, [OTHER_PROMPT], run_id=run_id, metadata={"ls_model_name": "fake-claude"}
+        run_id = start_run(
+            handler, OTHER_PROMPT, metadata={"ls_model_name": "fake-claude"}
         )
         now[0] = 120.0
         reply = FakeUsageChatModel().invoke(OTHER_PROMPT)
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
-        )
+        assert isinstance(reply, AIMessage)
+        end_run(handler, run_id, reply)
         assert set(handler.usage) == {"fake-claude"}
         assert handler.stats()["fake-claude"].observations == 1
+
+
+def _chunk_with_usage() -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk("t", usage_metadata=SMALL_USAGE))
+
+
+# Each hook called with an unhashable run id: its internals fail on the first
+# lookup of the pending runs (one run is in flight: an empty dict's pop would
+# not hash the key).
+MALFORMED_HOOK_CALLS = [
+    pytest.param(
+        lambda h: h.on_chat_model_start({}, [PROMPT], run_id=[]),
+        id="on_chat_model_start",
+    ),
+    pytest.param(lambda h: h.on_llm_start({}, ["hi"], run_id=[]), id="on_llm_start"),
+    pytest.param(
+        lambda h: h.on_llm_new_token("t", chunk=_chunk_with_usage(), run_id=[]),
+        id="on_llm_new_token",
+    ),
+    pytest.param(
+        lambda h: (start_run(h), h.on_llm_end(LLMResult(generations=[]), run_id=[])),
+        id="on_llm_end",
+    ),
+    pytest.param(
+        lambda h: (start_run(h), h.on_llm_error(ValueError("boom"), run_id=[])),
+        id="on_llm_error",
+    ),
+]
+
+
+class TestHookGuard:
+    """Every hook keeps a handler failure out of the model call."""
+
+    @pytest.mark.parametrize("call", MALFORMED_HOOK_CALLS)
+    def test_a_failing_hook_logs_and_returns(self, call, caplog):
+        """With raise_error False, a hook whose internals fail logs the error and returns."""
+        quiet = TokenCalibrationHandler()
+        with caplog.at_level(logging.ERROR):
+            call(quiet)
+        assert [r.exc_info is not None for r in caplog.records] == [True]
+
+    @pytest.mark.parametrize("call", MALFORMED_HOOK_CALLS)
+    def test_a_failing_hook_raises_with_raise_error(self, call, handler):
+        """With raise_error True, the same failure reaches the caller."""
+        with pytest.raises(TypeError, match="unhashable"):
+            call(handler)
+
+
+def _sync_threads() -> int:
+    return sum(t.name == "tokencal-sync" for t in threading.enumerate())
+
+
+class TestMemoryStore:
+    """An in-memory store: private by default, shared only when passed in."""
+
+    @pytest.mark.parametrize(
+        "store", [pytest.param(None, id="none"), pytest.param("memory://", id="url")]
+    )
+    def test_a_private_store_starts_no_sync_thread(self, store):
+        """Neither store=None nor store='memory://' starts a tokencal-sync thread."""
+        before = _sync_threads()
+        handler = TokenCalibrationHandler(store=store)
+        assert _sync_threads() == before
+        handler.close()
+
+    def test_memory_url_shares_nothing(self):
+        """Two handlers given 'memory://' each learn alone."""
+        first = TokenCalibrationHandler(store="memory://")
+        second = TokenCalibrationHandler(store="memory://")
+        FakeUsageChatModel(callbacks=[first]).invoke(PROMPT)
+        first.flush()
+        second.flush()
+        assert second.models == []
+        first.close()
+        second.close()
+
+    def test_a_memory_store_instance_is_shared(self):
+        """A MemoryStore passed to two handlers carries what one learns to the other."""
+        store = MemoryStore()
+        first = TokenCalibrationHandler(store=store, sync_interval=3600)
+        second = TokenCalibrationHandler(store=store, sync_interval=3600)
+        llm = FakeUsageChatModel(callbacks=[first])
+        llm.invoke(PROMPT)
+        first.flush()
+        second.flush()
+        est = second.estimate(PROMPT, model="fake-claude")
+        assert (est.source, est.tokens) == ("exact", llm.true_prompt_tokens(PROMPT))
+        first.close()
+        second.close()
 
 
 class TestLLMCache:
@@ -723,15 +789,8 @@ class TestNoUsage:
 
     def test_zero_usage_is_no_usage(self, handler):
         """A usage of zero tokens is 'no usage', not a zero-token prompt."""
-        run_id = uuid4()
-        handler.on_chat_model_start(
-            {}, [PROMPT], run_id=run_id, metadata={"ls_model_name": "m"}
-        )
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-        reply = AIMessage("ok", usage_metadata=usage)
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
-        )
+        drive_run(handler, usage, metadata={"ls_model_name": "m"})
         assert handler.stats()["m"].rejected == {"no usage": 1}
         assert handler.estimate(PROMPT, model="m").source == "local"
         assert handler.usage == {}
@@ -795,15 +854,7 @@ class TestPitfalls:
             "kwargs": {"model": "m", "extra": {"nested": [1, 2]}},
         }
         before = copy.deepcopy(serialized)
-        run_id = uuid4()
-        handler.on_chat_model_start(serialized, [PROMPT], run_id=run_id)
-        reply = AIMessage(
-            "ok",
-            usage_metadata={"input_tokens": 30, "output_tokens": 1, "total_tokens": 31},
-        )
-        handler.on_llm_end(
-            LLMResult(generations=[[ChatGeneration(message=reply)]]), run_id=run_id
-        )
+        drive_run(handler, SMALL_USAGE, serialized=serialized)
         assert handler.models == ["m"]
         assert serialized == before
 

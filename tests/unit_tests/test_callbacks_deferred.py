@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from langchain_tokencal import TokenCalibrationHandler
-from langchain_tokencal._callbacks import handler as callbacks
+from langchain_tokencal._callbacks import SETTLE_AT
 from langchain_tokencal.storage import open_store
 from langchain_tokencal.testing import FakeUsageChatModel
 
@@ -25,6 +25,11 @@ def _strict(**kwargs: object) -> TokenCalibrationHandler:
     return handler
 
 
+def _settled(handler: TokenCalibrationHandler) -> bool:
+    """Whether the model's run was settled: repr reads without settling."""
+    return f"models=[{MODEL!r}]" in repr(handler)
+
+
 class TestDeferredSettling:
     """What the callback leaves for later, and who picks it up."""
 
@@ -32,27 +37,37 @@ class TestDeferredSettling:
         """After invoke the run is queued, not yet parsed; a read settles it."""
         handler = _strict()
         FakeUsageChatModel(callbacks=[handler]).invoke(PROMPT)
-        assert len(handler._ended) == 1
         assert handler.pending_runs == 0
+        assert not _settled(handler)
         assert handler.usage[MODEL]["input_tokens"] > 0
-        assert len(handler._ended) == 0
+        assert _settled(handler)
 
     def test_the_queue_is_bounded_when_nothing_reads(self) -> None:
-        """Calls with no read in between settle inside the callback at 64."""
+        """The SETTLE_AT-th call with no read in between settles inside its callback."""
         handler = _strict()
         llm = FakeUsageChatModel(callbacks=[handler])
-        for _ in range(3 * callbacks._SETTLE_AT + 5):
+        for _ in range(SETTLE_AT - 1):
             llm.invoke(PROMPT)
-            assert len(handler._ended) < callbacks._SETTLE_AT
+        assert not _settled(handler)
+        llm.invoke(PROMPT)
+        assert _settled(handler)
+
+    def test_every_call_is_learned_across_bounded_settles(self) -> None:
+        """Calls past several in-callback settles are each learned once."""
+        handler = _strict()
+        llm = FakeUsageChatModel(callbacks=[handler])
+        for _ in range(3 * SETTLE_AT + 5):
+            llm.invoke(PROMPT)
         stats = handler.stats()[MODEL]
-        assert stats.observations + stats.repeats == 3 * callbacks._SETTLE_AT + 5
+        assert stats.observations + stats.repeats == 3 * SETTLE_AT + 5
 
     def test_every_read_settles_first(self) -> None:
-        """count, estimate, stats, models, usage, flush and save see the last call."""
+        """count, estimate, stats, models, usage, flush and health see the last call."""
         llm = FakeUsageChatModel()
+        # Without model=, a count that did not settle would find no model.
         readers = {
-            "count_messages": lambda h: h.count_messages(PROMPT, model=MODEL),
-            "estimate": lambda h: h.estimate(PROMPT, model=MODEL),
+            "count_messages": lambda h: h.count_messages(PROMPT),
+            "estimate": lambda h: h.estimate(PROMPT),
             "stats": lambda h: h.stats(),
             "models": lambda h: h.models,
             "usage": lambda h: h.usage,
@@ -63,8 +78,7 @@ class TestDeferredSettling:
             handler = _strict()
             llm.invoke(PROMPT, config={"callbacks": [handler]})
             read(handler)
-            assert not handler._ended, name
-            assert handler.models == [MODEL], name
+            assert _settled(handler), name
 
     def test_the_model_is_resolved_after_settling(self) -> None:
         """count_messages without model= finds the model the call just used."""
@@ -81,9 +95,9 @@ class TestDeferredSettling:
         handler = _strict(store=url, sync_interval=3600)
         llm = FakeUsageChatModel(callbacks=[handler])
         replies = [llm.invoke(PROMPT) for _ in range(3)]
-        assert handler._ended
+        assert not _settled(handler)
         assert handler._sync.sync()  # what the background thread runs
-        assert not handler._ended
+        assert _settled(handler)
         store = open_store(url)
         try:
             billed = store.usage()[MODEL][0]

@@ -195,7 +195,7 @@ class TestMemory:
         finally:
             tracemalloc.stop()
         assert after_10k - after_1k < 16_384, after_10k - after_1k
-        assert len(handler._pending) == 0
+        assert handler.pending_runs == 0
         assert handler.stats()["fake-claude"].rejected == {"model error": 10_000}
 
     def test_abandoned_runs_are_bounded(self):

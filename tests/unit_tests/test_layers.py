@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 NO_POSTPONED_ANNOTATIONS: tuple[str, ...] = (
     "_counting/local.py",
     "_calibration/counter.py",
-    "_callbacks/handler.py",
+    "_callbacks/bound.py",
 )
 
 LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}

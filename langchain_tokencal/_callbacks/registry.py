@@ -1,0 +1,172 @@
+"""The counter registry: one calibrated counter per model key, and name resolution.
+
+A handler keeps one `CalibratedCounter` per model key (the configured model
+name a run reports). Names a user passes to a count resolve to a key: the key
+itself, an alias (the snapshot a response named, e.g. ``claude-next-latest``),
+or a dated snapshot of a known key (``gpt-4o-2024-08-06`` -> ``gpt-4o``).
+
+Thread-safe: lookups are single dictionary reads; creating or replacing a
+counter and recording an alias take the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from langchain_tokencal._calibration import CalibratedCounter
+from langchain_tokencal._providers import canonical_label, snapshot_of
+from langchain_tokencal.errors import ConfigError
+from langchain_tokencal.events import LearnEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_tokencal.config import CounterConfig
+
+__all__ = ["CounterRegistry"]
+
+
+class CounterRegistry:
+    """The counters of one handler, by model key, and the aliases of the keys.
+
+    Args:
+        config: The settings every new counter gets.
+        origin: The handler's identity, written on the events its counters emit.
+        publish: Where new counters send their events (the store sync).
+        clock: Monotonic clock for the counters' caches (``None``: theirs).
+
+    Example:
+        ```python
+        from langchain_tokencal._callbacks.registry import CounterRegistry
+        from langchain_tokencal.config import CounterConfig
+
+        registry = CounterRegistry(CounterConfig(), "me", lambda events: None)
+        registry.counter_for("gpt-4o", "openai")
+        assert registry.resolve("gpt-4o-2024-08-06") == "gpt-4o"
+        ```
+    """
+
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_lock",
+        "_origin",
+        "_publish",
+        "aliases",
+        "counters",
+    )
+
+    def __init__(
+        self,
+        config: CounterConfig,
+        origin: str,
+        publish: Callable[[Sequence[LearnEvent]], None],
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create an empty registry."""
+        self._config = config
+        self._origin = origin
+        self._publish = publish
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.counters: dict[str, CalibratedCounter] = {}
+        # Snapshot names responses reported -> the model key of their run.
+        self.aliases: dict[str, str] = {}
+
+    def counter_for(
+        self, model: str, provider: str | None = None, *, announce: bool = True
+    ) -> CalibratedCounter:
+        """The counter of a model key, created on first use.
+
+        Args:
+            model: The model key.
+            provider: Where the model is served, when a run said so.
+            announce: Publish where the model is served (not for counters
+                built from the store's own events).
+        """
+        counter = self.counters.get(model)
+        if (
+            counter is not None
+            and provider
+            and counter.provider_guessed
+            and counter.provider != canonical_label(provider)
+            and counter.is_fresh
+        ):
+            # Created by a count before any run said where the model is served
+            # (e.g. "gpt-oss" on Ollama): start over with the real provider.
+            with self._lock:
+                if self.counters.get(model) is counter:
+                    del self.counters[model]
+            counter = None
+        if counter is None:
+            with self._lock:
+                counter = self.counters.get(model)
+                if counter is None:
+                    counter = self._create(model, provider, announce=announce)
+        return counter
+
+    def _create(
+        self, model: str, provider: str | None, *, announce: bool
+    ) -> CalibratedCounter:
+        """Build and register a counter (the caller holds the lock)."""
+        counter = CalibratedCounter(
+            model, provider, config=self._config, clock=self._clock
+        )
+        counter.origin = self._origin
+        counter.listener = self._publish
+        self.counters[model] = counter
+        if announce:
+            # Others learn where this model is served; a counter built from the
+            # store's events needs no new record.
+            meta = (counter.provider or "",)
+            self._publish([LearnEvent(model, "meta", meta, self._origin, time.time())])
+        return counter
+
+    def resolve(self, model: str | None) -> str:
+        """The model key a user-given name stands for.
+
+        Raises:
+            ConfigError: When ``model`` is omitted and the handler has seen
+                other than exactly one model.
+        """
+        # Snapshot the keys: callbacks on other threads may add counters.
+        models = tuple(self.counters)
+        if model is None:
+            if len(models) == 1:
+                return models[0]
+            known = ", ".join(sorted(models)) or "none yet"
+            msg = f"Pass model=...; this handler has seen: {known}."
+            raise ConfigError(msg)
+        if model in self.counters:
+            return model
+        alias = self.aliases.get(model)
+        if alias is not None:
+            return alias
+        # A dated snapshot of a known model: "gpt-4o-2024-08-06" -> "gpt-4o".
+        return snapshot_of(model, models) or model
+
+    def alias(self, snapshot: str, model: str) -> None:
+        """Record that responses naming ``snapshot`` came from ``model``."""
+        with self._lock:
+            self.aliases[snapshot] = model
+
+    def replay(self, events: Sequence[LearnEvent]) -> None:
+        """Apply events from another process or a file to the counters."""
+        by_model: dict[str, list[LearnEvent]] = {}
+        providers: dict[str, str | None] = {}
+        for event in events:
+            if event.kind == "meta":
+                providers[event.model] = str(event.values[0]) if event.values else None
+            by_model.setdefault(event.model, []).append(event)
+        for model, batch in by_model.items():
+            counter = self.counters.get(model) or self.counter_for(
+                model, providers.get(model) or None, announce=False
+            )
+            counter.replay(batch)
+
+    def flush(self) -> None:
+        """Learn from every observation the counters have queued."""
+        for counter in list(self.counters.values()):
+            counter.flush()

@@ -1,0 +1,277 @@
+"""Settling ended runs: parse each reply's usage, bill it, queue it for learning.
+
+``on_llm_end`` only queues the reply (an O(1) append); the usage is parsed,
+billed and handed to the model's counter when the handler is next read (a
+count, ``usage``, ``stats()``, ``flush()``, a store push) or, when nothing
+reads, inside the callback once `SETTLE_AT` replies wait. Billing keeps plain
+integer sums per model (`ModelTotals`), in ``USAGE_FIELDS`` order.
+
+Thread-safe: the queue is a deque any thread may drain (each run is taken
+once), and the totals are summed under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+
+from langchain_tokencal._calibration import Observation, ReplyParts
+from langchain_tokencal._callbacks.guard import contain
+from langchain_tokencal._callbacks.introspect import tool_calls
+from langchain_tokencal._reasons import CACHE_HIT, INFLATED_STREAM, NO_USAGE
+from langchain_tokencal._usage import USAGE_FIELDS, TokenUsage, parse_usage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from langchain_core.outputs import LLMResult
+
+    from langchain_tokencal._calibration import CalibratedCounter
+    from langchain_tokencal._callbacks.registry import CounterRegistry
+    from langchain_tokencal._callbacks.runs import Pending
+
+__all__ = ["SETTLE_AT", "ModelTotals", "Settler", "usage_metadata"]
+
+SETTLE_AT: Final = 64
+"""How many ended runs may wait unsettled: the one that makes this many is
+settled, with the others, inside its own ``on_llm_end``."""
+
+
+class ModelTotals:
+    """One model's summed usage, one attribute per name in ``USAGE_FIELDS``.
+
+    Not thread-safe on its own: `Settler` adds to it under its lock.
+
+    Example:
+        ```python
+        from langchain_tokencal._callbacks.settle import ModelTotals
+
+        totals = ModelTotals()
+        totals.input_tokens += 12
+        assert totals.row()[:3] == (12, 0, 0)
+        ```
+    """
+
+    __slots__ = USAGE_FIELDS
+
+    def __init__(self) -> None:
+        """All sums at zero."""
+        for name in USAGE_FIELDS:
+            setattr(self, name, 0)
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cache_read: int
+    cache_creation: int
+    reasoning: int
+    input_audio: int
+    output_audio: int
+
+    def add(self, row: Sequence[int]) -> None:
+        """Add one call's counts, given in ``USAGE_FIELDS`` order."""
+        self.input_tokens += row[0]
+        self.output_tokens += row[1]
+        self.total_tokens += row[2]
+        self.cache_read += row[3]
+        self.cache_creation += row[4]
+        self.reasoning += row[5]
+        self.input_audio += row[6]
+        self.output_audio += row[7]
+
+    def row(self) -> tuple[int, ...]:
+        """The sums in ``USAGE_FIELDS`` order."""
+        return tuple(getattr(self, name) for name in USAGE_FIELDS)
+
+
+def usage_metadata(totals: Sequence[int]) -> UsageMetadata:
+    """LangChain's UsageMetadata from sums in ``USAGE_FIELDS`` order.
+
+    Details appear only when nonzero, as in `TokenUsage.to_usage_metadata`.
+    """
+    meta = UsageMetadata(
+        input_tokens=totals[0], output_tokens=totals[1], total_tokens=totals[2]
+    )
+    inputs = {"cache_read": totals[3], "cache_creation": totals[4], "audio": totals[6]}
+    outputs = {"reasoning": totals[5], "audio": totals[7]}
+    if any(inputs.values()):
+        meta["input_token_details"] = {k: v for k, v in inputs.items() if v}  # type: ignore[typeddict-item]
+    if any(outputs.values()):
+        meta["output_token_details"] = {k: v for k, v in outputs.items() if v}  # type: ignore[typeddict-item]
+    return meta
+
+
+def reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
+    """Why a run's usage cannot be learned from, or ``None`` when it can."""
+    if usage is None:
+        return NO_USAGE
+    if "llm_cache_hit" in usage.flags:
+        return CACHE_HIT
+    if "server_tool_input" in usage.flags:
+        return "server tool input"
+    if streamed and len(streamed) > 1 and usage.input_tokens > max(streamed):
+        # Chunks that each carried the prompt count were summed by the merge.
+        return INFLATED_STREAM
+    return None
+
+
+class Settler:
+    """The ended-run queue of one handler, and the usage it has billed.
+
+    Args:
+        registry: The handler's counters (a settled run is learned by its own).
+        bill_store: Where each billed increment also goes (the store sync).
+
+    Example:
+        ```python
+        from langchain_tokencal._callbacks.registry import CounterRegistry
+        from langchain_tokencal._callbacks.settle import Settler
+        from langchain_tokencal._usage import TokenUsage
+        from langchain_tokencal.config import CounterConfig
+
+        registry = CounterRegistry(CounterConfig(), "me", lambda events: None)
+        settler = Settler(registry, lambda model, row: None)
+        settler.bill("gpt-4o", TokenUsage(10, 2, 12))
+        assert settler.usage()["gpt-4o"]["total_tokens"] == 12
+        ```
+    """
+
+    __slots__ = ("_bill_store", "_lock", "_registry", "_totals", "ended")
+
+    def __init__(
+        self,
+        registry: CounterRegistry,
+        bill_store: Callable[[str, Sequence[int]], None],
+    ) -> None:
+        """Create an empty queue with nothing billed."""
+        self._registry = registry
+        self._bill_store = bill_store
+        self._lock = threading.Lock()
+        self._totals: dict[str, ModelTotals] = {}
+        # Runs ended and not yet parsed: (pending, reply message).
+        self.ended: deque[tuple[Pending | None, BaseMessage]] = deque()
+
+    def end(
+        self, pending: Pending | None, response: LLMResult, *, raise_error: bool
+    ) -> None:
+        """Queue an ended run's reply (settling the queue once it is full)."""
+        try:
+            message: Any = getattr(response.generations[0][0], "message", None)
+        except IndexError:
+            message = None
+        if not isinstance(message, BaseMessage):
+            self.settle(pending, None, response)  # completion models: rare
+            return
+        # The message object, not its generation: an LLM cache later points the
+        # cached generation at a zero-cost copy; the message itself stays as is.
+        ended = self.ended
+        ended.append((pending, message))
+        if len(ended) >= SETTLE_AT:
+            self.settle_ended(raise_error=raise_error)  # nobody reads: bound it
+
+    def settle_ended(self, *, raise_error: bool) -> None:
+        """Parse, bill and queue for learning every run ended since last time."""
+        ended = self.ended
+        while ended:
+            try:
+                pending, message = ended.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                self.settle(pending, message, None)
+            except Exception as err:  # noqa: BLE001 - one bad report loses nothing else
+                contain(err, raise_error=raise_error, doing="learn from a response")
+
+    def settle(
+        self,
+        pending: Pending | None,
+        message: BaseMessage | None,
+        response: LLMResult | None,
+    ) -> None:
+        """Parse one ended run's usage, bill it, and queue it for learning."""
+        usage = parse_usage(message if message is not None else response)
+        registry = self._registry
+        if pending is None:
+            # Started before this handler was attached, or expired: bill only.
+            if usage is not None and "llm_cache_hit" not in usage.flags:
+                # The response names a snapshot: bill it under the model's key.
+                name = usage.model or "unknown"
+                self.bill(registry.aliases.get(name, name), usage)
+            return
+        counter = registry.counter_for(pending.model, pending.provider)
+        snapshot = usage.model if usage is not None else None
+        if snapshot and snapshot != pending.model and snapshot not in registry.aliases:
+            registry.alias(snapshot, pending.model)
+        why = reason(usage, pending.streamed)
+        billed = usage
+        if why == INFLATED_STREAM and pending.last_chunk:
+            # The merge summed cumulative counts; the last chunk's are the call's.
+            billed = parse_usage(pending.last_chunk)
+        if billed is not None and "llm_cache_hit" not in billed.flags:
+            self.bill(pending.model, billed)
+        if why is not None or usage is None:
+            counter.reject(why or NO_USAGE)
+            return
+        reply = None
+        if isinstance(message, BaseMessage):
+            # Copy the parts, not the result's own object: an LLM cache holds and
+            # later rewrites what it stored. The message is built when learning.
+            content = message.content
+            if not isinstance(content, str):
+                content = [dict(b) if isinstance(b, dict) else b for b in content]
+            reply = ReplyParts(content, tool_calls(message))
+        counter.submit(Observation(pending.messages, pending.tools, usage, reply))
+
+    def observe(
+        self,
+        counter: CalibratedCounter,
+        messages: Sequence[Any],
+        response_or_usage: Any,
+        tools: Sequence[Any] | None,
+        provider: str | None,
+    ) -> str | None:
+        """Bill and learn one call made without callbacks; why not, or None."""
+        usage = (
+            response_or_usage
+            if isinstance(response_or_usage, TokenUsage)
+            else parse_usage(response_or_usage, provider)
+        )
+        why = reason(usage, None)
+        if why is not None or usage is None:
+            counter.reject(why or NO_USAGE)
+            return why or NO_USAGE
+        self.bill(counter.model, usage)
+        reply = response_or_usage if isinstance(response_or_usage, AIMessage) else None
+        return counter.observe(messages, usage, tools, reply=reply)
+
+    def bill(self, model: str, usage: TokenUsage) -> None:
+        """Add one call's usage to the model's totals and to the store's."""
+        # Plain integer sums under the lock: langchain-core's add_usage merges
+        # dicts recursively, which costs more than the rest of the hook.
+        extras = usage.extras
+        row = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.total_tokens,
+            usage.cache_read,
+            usage.cache_creation,
+            usage.reasoning,
+            extras.get("input_audio", 0) if extras else 0,
+            extras.get("output_audio", 0) if extras else 0,
+        )
+        with self._lock:
+            totals = self._totals.get(model)
+            if totals is None:
+                totals = self._totals[model] = ModelTotals()
+            totals.add(row)
+        self._bill_store(model, row)
+
+    def usage(self) -> dict[str, UsageMetadata]:
+        """The billed usage per model (a new mapping; settle first to be current)."""
+        with self._lock:
+            rows = {model: totals.row() for model, totals in self._totals.items()}
+        return {model: usage_metadata(row) for model, row in rows.items()}
