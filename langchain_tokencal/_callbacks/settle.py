@@ -17,24 +17,29 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages.ai import UsageMetadata
 
 from langchain_tokencal._calibration import Observation, ReplyParts
 from langchain_tokencal._callbacks.guard import contain
 from langchain_tokencal._callbacks.introspect import tool_calls
 from langchain_tokencal._reasons import CACHE_HIT, INFLATED_STREAM, NO_USAGE
-from langchain_tokencal._usage import USAGE_FIELDS, TokenUsage, parse_usage
+from langchain_tokencal._usage import (
+    USAGE_FIELDS,
+    TokenUsage,
+    parse_usage,
+    usage_metadata,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from langchain_core.messages.ai import UsageMetadata
     from langchain_core.outputs import LLMResult
 
     from langchain_tokencal._calibration import CalibratedCounter
     from langchain_tokencal._callbacks.registry import CounterRegistry
     from langchain_tokencal._callbacks.runs import Pending
 
-__all__ = ["SETTLE_AT", "ModelTotals", "Settler", "usage_metadata"]
+__all__ = ["SETTLE_AT", "ModelTotals", "Settler"]
 
 SETTLE_AT: Final = 64
 """How many ended runs may wait unsettled: the one that makes this many is
@@ -86,23 +91,6 @@ class ModelTotals:
     def row(self) -> tuple[int, ...]:
         """The sums in ``USAGE_FIELDS`` order."""
         return tuple(getattr(self, name) for name in USAGE_FIELDS)
-
-
-def usage_metadata(totals: Sequence[int]) -> UsageMetadata:
-    """LangChain's UsageMetadata from sums in ``USAGE_FIELDS`` order.
-
-    Details appear only when nonzero, as in `TokenUsage.to_usage_metadata`.
-    """
-    meta = UsageMetadata(
-        input_tokens=totals[0], output_tokens=totals[1], total_tokens=totals[2]
-    )
-    inputs = {"cache_read": totals[3], "cache_creation": totals[4], "audio": totals[6]}
-    outputs = {"reasoning": totals[5], "audio": totals[7]}
-    if any(inputs.values()):
-        meta["input_token_details"] = {k: v for k, v in inputs.items() if v}  # type: ignore[typeddict-item]
-    if any(outputs.values()):
-        meta["output_token_details"] = {k: v for k, v in outputs.items() if v}  # type: ignore[typeddict-item]
-    return meta
 
 
 def reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
