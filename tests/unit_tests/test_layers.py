@@ -38,6 +38,19 @@ NO_POSTPONED_ANNOTATIONS: tuple[str, ...] = (
     "_callbacks/bound.py",
 )
 
+MAX_LINES = 500
+
+# Modules not yet split to the limit, each held to its size today so it can
+# only shrink. Remove an entry when its module is split.
+NOT_YET_SPLIT: dict[str, int] = {
+    "langchain_tokencal._cache.ttl": 537,
+    "langchain_tokencal._counting.parts": 559,
+    "langchain_tokencal._features.views": 663,
+    "langchain_tokencal._counting.local": 739,
+    "langchain_tokencal.testing._model": 954,
+    "langchain_tokencal.cli._commands": 970,
+}
+
 LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
 
@@ -144,6 +157,13 @@ class TestLayers:
 
     @pytest.mark.parametrize("module", sorted(GRAPH))
     def test_module_size(self, module):
-        """No module is over 500 lines: one concept per module."""
+        """No module is over 500 lines (one concept per module) or grows past its cap."""
         lines = modules()[module].read_text(encoding="utf-8").count("\n")
-        assert lines <= 500, f"{module}: {lines} lines"
+        cap = NOT_YET_SPLIT.get(module, MAX_LINES)
+        assert lines <= cap, f"{module}: {lines} lines (at most {cap})"
+
+    @pytest.mark.parametrize("module", sorted(NOT_YET_SPLIT))
+    def test_the_not_yet_split_list_only_names_long_modules(self, module):
+        """An entry goes once its module is within the limit."""
+        lines = modules()[module].read_text(encoding="utf-8").count("\n")
+        assert lines > MAX_LINES, f"{module} is split: remove it from NOT_YET_SPLIT"
