@@ -27,6 +27,7 @@ __all__ = [
     "check_keep",
     "check_totals",
     "decode_rows",
+    "logger",
 ]
 
 # One logger for every backend, so users configure "langchain_tokencal.storage".

@@ -29,7 +29,6 @@ the next opener ignores.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import threading
@@ -45,6 +44,7 @@ from langchain_tokencal.storage._base import (
     check_keep,
     check_totals,
     decode_rows,
+    logger,
 )
 
 if TYPE_CHECKING:
@@ -53,9 +53,6 @@ if TYPE_CHECKING:
     from langchain_tokencal.events import LearnEvent
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
-
-# One logger for every backend, so users configure "langchain_tokencal.storage".
-logger = logging.getLogger("langchain_tokencal.storage")
 
 _T = TypeVar("_T")
 
@@ -131,7 +128,6 @@ class SQLiteStore(StoreBase):
         """Open (creating, repairing or migrating) the file at ``path``."""
         self.path = Path(os.path.abspath(Path(path).expanduser()))  # noqa: PTH100 - keep symlinks as given
         self.url = "sqlite:///" + self.path.as_posix()
-        self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = _open(self.path, timeout)
 
