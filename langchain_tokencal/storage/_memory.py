@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.storage._base import (
     StoreBase,
-    StoreError,
     check_keep,
     check_totals,
+    closed_error,
+    cursor_error,
 )
 
 if TYPE_CHECKING:
@@ -147,8 +148,7 @@ class MemoryStore(StoreBase):
 
     def _check_open(self, what: str) -> None:
         if self._closed:
-            msg = f"cannot {what} {self.url}: the store is closed."
-            raise StoreError(msg)
+            raise closed_error(what, self.url)
 
     def _drop(self, seq: int) -> None:
         self._events[bisect.bisect_left(self._seqs, seq)] = None
@@ -175,5 +175,4 @@ def _memory_cursor(after: str) -> int:
         return 0
     if after.isdigit():
         return int(after)
-    msg = f"{after!r} is not a cursor of memory://; pass '' to read from the start."
-    raise StoreError(msg)
+    raise cursor_error(after, "memory://")

@@ -34,6 +34,8 @@ from langchain_tokencal.storage._base import (
     StoreError,
     check_keep,
     check_totals,
+    closed_error,
+    cursor_error,
     decode_rows,
 )
 from langchain_tokencal.storage._redact import redact_url
@@ -252,8 +254,7 @@ class RedisStore(StoreBase):
         """Run ``op``, turning connection and server errors into `StoreError`."""
         client = self._client
         if client is None:
-            msg = f"cannot {what} {self.url}: the store is closed."
-            raise StoreError(msg)
+            raise closed_error(what, self.url)
         try:
             return op(client)
         except self._errors as err:
@@ -281,8 +282,7 @@ def _next_id(cursor: str, url: str) -> str:
     """The smallest stream id after ``cursor`` (XRANGE's ``(`` needs Redis 6.2)."""
     match = _CURSOR.fullmatch(cursor)
     if match is None:
-        msg = f"{cursor!r} is not a cursor of {url}; pass '' to read from the start."
-        raise StoreError(msg)
+        raise cursor_error(cursor, url)
     ms, seq = int(match[1]), int(match[2])
     return f"{ms + 1}-0" if seq >= _MAX_SEQ else f"{ms}-{seq + 1}"
 

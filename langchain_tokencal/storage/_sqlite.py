@@ -43,6 +43,8 @@ from langchain_tokencal.storage._base import (
     StoreError,
     check_keep,
     check_totals,
+    closed_error,
+    cursor_error,
     decode_rows,
     logger,
 )
@@ -216,8 +218,7 @@ class SQLiteStore(StoreBase):
         with self._lock:
             conn = self._conn
             if conn is None:
-                msg = f"cannot {what} {self.url}: the store is closed."
-                raise StoreError(msg)
+                raise closed_error(what, self.url)
             try:
                 return op(conn)
             except sqlite3.Error as err:
@@ -248,8 +249,7 @@ def _parse_cursor(after: str, url: str) -> int:
     except ValueError:
         start = -1
     if start < 0:
-        msg = f"{after!r} is not a cursor of {url}; pass '' to read from the start."
-        raise StoreError(msg)
+        raise cursor_error(after, url)
     return start
 
 
