@@ -14,19 +14,16 @@ Nothing else is written: no prompt text, no environment, no file paths.
 - ``redis://host:port/db``, ``rediss://...`` or ``unix:///path/redis.sock?db=0``:
   `RedisStore`, shared by many hosts (``pip install 'langchain-tokencal[redis]'``).
 
-`default_store_url` gives the per-user file the ``tokencal`` command uses.
+`default_store_url` gives the per-user file the ``tokencal`` command uses;
+`redact_url` shows a store URL without its passwords, as every message does.
 """
 
-from langchain_tokencal.storage._urls import (
-    USAGE_FIELDS,
-    MemoryStore,
-    RedisStore,
-    SQLiteStore,
-    Store,
-    StoreError,
-    default_store_url,
-    open_store,
-)
+from langchain_tokencal.storage._base import USAGE_FIELDS, Store, StoreError
+from langchain_tokencal.storage._memory import MemoryStore
+from langchain_tokencal.storage._redact import redact_url
+from langchain_tokencal.storage._redis import RedisStore
+from langchain_tokencal.storage._sqlite import SQLiteStore
+from langchain_tokencal.storage._urls import default_store_url, open_store
 
 __all__ = [
     "USAGE_FIELDS",
@@ -37,4 +34,5 @@ __all__ = [
     "StoreError",
     "default_store_url",
     "open_store",
+    "redact_url",
 ]

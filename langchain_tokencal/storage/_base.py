@@ -26,7 +26,10 @@ __all__ = [
     "StoreError",
     "check_keep",
     "check_totals",
+    "closed_error",
+    "cursor_error",
     "decode_rows",
+    "logger",
 ]
 
 # One logger for every backend, so users configure "langchain_tokencal.storage".
@@ -131,6 +134,17 @@ class StoreBase(Store):
     def __repr__(self) -> str:
         """Name the class and the (redacted) URL."""
         return f"{type(self).__name__}({self.url!r})"
+
+
+def closed_error(what: str, url: str) -> StoreError:
+    """The error of a call (``what``, e.g. "read") on a closed store."""
+    return StoreError(f"cannot {what} {url}: the store is closed.")
+
+
+def cursor_error(cursor: str, url: str) -> StoreError:
+    """The error of a read from a cursor this kind of store never returned."""
+    msg = f"{cursor!r} is not a cursor of {url}; pass '' to read from the start."
+    return StoreError(msg)
 
 
 def check_totals(totals: Sequence[int]) -> list[int]:

@@ -34,8 +34,11 @@ from langchain_tokencal.storage._base import (
     StoreError,
     check_keep,
     check_totals,
+    closed_error,
+    cursor_error,
     decode_rows,
 )
+from langchain_tokencal.storage._redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -44,7 +47,11 @@ if TYPE_CHECKING:
 
     from langchain_tokencal.events import LearnEvent
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "redact"]
+
+# The command line imported this name from here before `redact_url` was
+# public; it is the same function.
+redact = redact_url
 
 _T = TypeVar("_T")
 
@@ -117,7 +124,7 @@ class RedisStore(StoreBase):
 
     Example:
         ```python
-        from langchain_tokencal.storage._urls import RedisStore
+        from langchain_tokencal.storage import RedisStore
 
         store = RedisStore("redis://localhost:6379/0?prefix=myapp:tokencal:")
         events, cursor = store.read()
@@ -134,7 +141,7 @@ class RedisStore(StoreBase):
         except ImportError as err:
             msg = f"RedisStore needs the redis package: {INSTALL_LINE}"
             raise StoreError(msg) from err
-        self.url = redact(url)
+        self.url = redact_url(url)
         server_url, self.prefix = _split_prefix(url)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         try:
@@ -247,23 +254,12 @@ class RedisStore(StoreBase):
         """Run ``op``, turning connection and server errors into `StoreError`."""
         client = self._client
         if client is None:
-            msg = f"cannot {what} {self.url}: the store is closed."
-            raise StoreError(msg)
+            raise closed_error(what, self.url)
         try:
             return op(client)
         except self._errors as err:
             msg = f"cannot {what} the Redis store {self.url}: {err}"
             raise StoreError(msg) from err
-
-
-def redact(url: str) -> str:
-    """The URL with any password (in the user info or the query) as ``***``."""
-    base, sep, query = url.partition("?")
-    base = re.sub(r"^([A-Za-z][\w+.-]*://[^:@/]*):[^@/]*@", r"\1:***@", base)
-    if sep:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs])
-    return base + sep + query
 
 
 def _split_prefix(url: str) -> tuple[str, str]:
@@ -274,7 +270,7 @@ def _split_prefix(url: str) -> tuple[str, str]:
     prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
     if not prefix:
         msg = (
-            f"prefix= must not be empty in {redact(url)!r}; "
+            f"prefix= must not be empty in {redact_url(url)!r}; "
             f"omit it for {DEFAULT_PREFIX!r}."
         )
         raise ConfigError(msg)
@@ -286,8 +282,7 @@ def _next_id(cursor: str, url: str) -> str:
     """The smallest stream id after ``cursor`` (XRANGE's ``(`` needs Redis 6.2)."""
     match = _CURSOR.fullmatch(cursor)
     if match is None:
-        msg = f"{cursor!r} is not a cursor of {url}; pass '' to read from the start."
-        raise StoreError(msg)
+        raise cursor_error(cursor, url)
     ms, seq = int(match[1]), int(match[2])
     return f"{ms + 1}-0" if seq >= _MAX_SEQ else f"{ms}-{seq + 1}"
 

@@ -29,7 +29,6 @@ the next opener ignores.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import threading
@@ -44,7 +43,10 @@ from langchain_tokencal.storage._base import (
     StoreError,
     check_keep,
     check_totals,
+    closed_error,
+    cursor_error,
     decode_rows,
+    logger,
 )
 
 if TYPE_CHECKING:
@@ -53,9 +55,6 @@ if TYPE_CHECKING:
     from langchain_tokencal.events import LearnEvent
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
-
-# One logger for every backend, so users configure "langchain_tokencal.storage".
-logger = logging.getLogger("langchain_tokencal.storage")
 
 _T = TypeVar("_T")
 
@@ -131,7 +130,6 @@ class SQLiteStore(StoreBase):
         """Open (creating, repairing or migrating) the file at ``path``."""
         self.path = Path(os.path.abspath(Path(path).expanduser()))  # noqa: PTH100 - keep symlinks as given
         self.url = "sqlite:///" + self.path.as_posix()
-        self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = _open(self.path, timeout)
 
@@ -220,8 +218,7 @@ class SQLiteStore(StoreBase):
         with self._lock:
             conn = self._conn
             if conn is None:
-                msg = f"cannot {what} {self.url}: the store is closed."
-                raise StoreError(msg)
+                raise closed_error(what, self.url)
             try:
                 return op(conn)
             except sqlite3.Error as err:
@@ -252,8 +249,7 @@ def _parse_cursor(after: str, url: str) -> int:
     except ValueError:
         start = -1
     if start < 0:
-        msg = f"{after!r} is not a cursor of {url}; pass '' to read from the start."
-        raise StoreError(msg)
+        raise cursor_error(after, url)
     return start
 
 

@@ -4,9 +4,8 @@ Counters record what they learn as `LearnEvent` records. A `StoreSync` keeps
 them in a bounded in-memory journal (what `save` writes), queues them for the
 store, and replays what other processes appended. A background thread does
 the store's I/O, so no model call ever waits on it: while the store is slow or
-down, events wait in a bounded queue (the oldest dropped, and counted, past
-its bound), one warning is logged, and the thread retries with exponential
-backoff.
+down, events wait in a bounded queue (the oldest dropped past its bound),
+one warning is logged, and the thread retries with exponential backoff.
 """
 
 from __future__ import annotations
@@ -19,13 +18,10 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
-from langchain_tokencal.storage import (
-    USAGE_FIELDS,
-    MemoryStore,
-    Store,
-    StoreError,
-    open_store,
-)
+from langchain_tokencal.storage._base import USAGE_FIELDS, Store, StoreError
+from langchain_tokencal.storage._memory import MemoryStore
+from langchain_tokencal.storage._redact import redact_url
+from langchain_tokencal.storage._urls import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -98,17 +94,7 @@ def open_or_defer(target: str | Store | None) -> Store:
             raise
         # The first failed sync logs the one warning.
         logger.debug("tokencal: store not opened yet: %s", err)
-        return _DeferredStore(target, _redact(target))
-
-
-def _redact(url: str) -> str:
-    """The URL without a password."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
+        return _DeferredStore(target, redact_url(target))
 
 
 class StoreSync:
@@ -137,7 +123,6 @@ class StoreSync:
         self.store = store
         self.origin = origin
         self.journal = MemoryStore(max_events=_JOURNAL_PER_MODEL)
-        self.dropped = 0
         self.last_error: str | None = None
         self._apply = apply
         self._interval = interval
@@ -192,7 +177,6 @@ class StoreSync:
             overflow = len(self._queue) - _QUEUE_LIMIT
             for _ in range(max(overflow, 0)):
                 self._queue.popleft()
-                self.dropped += 1
         self._wake.set()
 
     def bill(self, model: str, totals: Sequence[int]) -> None:
@@ -226,13 +210,13 @@ class StoreSync:
                     logger.warning(
                         "tokencal: store %s unreachable (%s); counting goes on in "
                         "memory and the store is retried",
-                        store.url,
+                        redact_url(store.url),
                         err,
                     )
                 self._failing = True
                 return False
         if self._failing:
-            logger.info("tokencal: store %s reachable again", store.url)
+            logger.info("tokencal: store %s reachable again", redact_url(store.url))
         self._failing = False
         self.last_error = None
         self._backoff = _BACKOFF_START

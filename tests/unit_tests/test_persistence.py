@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -18,8 +18,15 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal.errors import ConfigError, TokenCalError
 from langchain_tokencal.events import EventError
-from langchain_tokencal.storage import StoreError
+from langchain_tokencal.storage import StoreError, open_store
 from langchain_tokencal.testing import FakeUsageChatModel
+from tests.unit_tests.test_storage_redis import (  # noqa: F401 - a fixture
+    redis_server,
+)
+from tests.unit_tests.test_storage_sqlite import file_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CANARY = "quokka-canary-5521"
 MODEL = "fake-claude"
@@ -85,6 +92,81 @@ def _strict(**kwargs: object) -> TokenCalibrationHandler:
     return handler
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def shared(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, Callable[[], bytes]]:
+    """A fresh store processes share, and how to dump all it holds."""
+    if request.param == "sqlite":
+        path = tmp_path / "calibration.db"
+        return f"sqlite:///{path}", lambda: file_bytes(path)
+    server = request.getfixturevalue("redis_server")
+    return server.url(), server.dump
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[TokenCalibrationHandler, list, Path]:
+    """A handler after three calls, its history, and the file it saved."""
+    handler = _strict()
+    history = _talk(handler, 3)
+    path = tmp_path / "cal.jsonl"
+    assert handler.save(path) > 0
+    return handler, history, path
+
+
+class TestSharedStore:
+    """One calibration shared by processes, in a SQLite file or on Redis."""
+
+    # The Redis runs reach the test server on 127.0.0.1.
+    pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+    def test_processes_learn_from_each_other(
+        self, shared: tuple[str, Callable[[], bytes]]
+    ) -> None:
+        """After another process's calls, this process's first estimate is calibrated."""
+        url, _ = shared
+        assert _run_worker(url, "1", 5).wait(timeout=120) == 0
+        handler = _strict(store=url, sync_interval=60)
+        prompt = [SystemMessage(f"Be brief. {CANARY}"), HumanMessage("New question")]
+        est = handler.estimate(prompt, model=MODEL)
+        assert est.observations == 5
+        assert est.source in {"calibrated", "anchored"}
+        truth = FakeUsageChatModel(model=MODEL).true_prompt_tokens(prompt)
+        assert abs(est.tokens - truth) < abs(est.local_tokens - truth)
+        # And while this handler lives, it picks up what others learn next.
+        assert _run_worker(url, "2", 4).wait(timeout=120) == 0
+        assert handler.flush()
+        assert handler.stats()[MODEL].observations == 9
+        handler.close()
+
+    def test_four_writers_lose_no_observation(
+        self, shared: tuple[str, Callable[[], bytes]]
+    ) -> None:
+        """Four processes writing at once: every report reaches the store."""
+        url, _ = shared
+        workers = [_run_worker(url, str(n), 6) for n in range(4)]
+        assert [w.wait(timeout=180) for w in workers] == [0, 0, 0, 0]
+        handler = _strict(store=url, sync_interval=60)
+        assert handler.stats()[MODEL].observations == 24
+        handler.close()
+        with closing(open_store(url)) as store:
+            assert store.usage()[MODEL][0] > 0
+
+    def test_prompt_text_never_reaches_the_store(
+        self, shared: tuple[str, Callable[[], bytes]]
+    ) -> None:
+        """A canary in every message appears nowhere in what the store holds."""
+        url, dump = shared
+        handler = _strict(store=url, sync_interval=60)
+        _talk(handler, 5)
+        assert handler.flush()
+        handler.close()
+        held = dump()
+        assert MODEL.encode() in held  # the look is not blind
+        assert CANARY.encode() not in held
+        assert "東京".encode() not in held
+
+
 class TestSqliteStore:
     """`store="sqlite:///..."`."""
 
@@ -101,46 +183,6 @@ class TestSqliteStore:
         assert after.source == "anchored"
         assert second.stats()[MODEL].observations == 6
         second.close()
-
-    def test_another_process_learns_from_this_one(self, sqlite_url: str) -> None:
-        """After a worker process's calls, this process's first estimate is calibrated."""
-        assert _run_worker(sqlite_url, "1", 5).wait(timeout=120) == 0
-        handler = _strict(store=sqlite_url)
-        llm = FakeUsageChatModel(model=MODEL)
-        prompt = [SystemMessage(f"Be brief. {CANARY}"), HumanMessage("A new question")]
-        est = handler.estimate(prompt, model=MODEL)
-        assert est.observations == 5
-        assert est.source in {"calibrated", "anchored"}
-        truth = llm.true_prompt_tokens(prompt)
-        assert abs(est.tokens - truth) < abs(est.local_tokens - truth)
-        handler.close()
-
-    def test_four_writers_lose_no_observation(self, sqlite_url: str) -> None:
-        """Four processes writing at once: every report reaches the store."""
-        workers = [_run_worker(sqlite_url, str(n), 6) for n in range(4)]
-        assert [w.wait(timeout=180) for w in workers] == [0, 0, 0, 0]
-        handler = _strict(store=sqlite_url)
-        stats = handler.stats()[MODEL]
-        assert stats.observations == 24
-        assert handler._sync.store is not None
-        usage = handler._sync.store.usage()[MODEL]
-        assert usage[0] > 0
-        handler.close()
-
-    def test_prompt_text_never_reaches_the_file(
-        self, sqlite_url: str, tmp_path: Path
-    ) -> None:
-        """A canary in every message appears nowhere in the database files."""
-        handler = _strict(store=sqlite_url)
-        _talk(handler, 5)
-        handler.flush()
-        handler.close()
-        files = list(tmp_path.glob("calibration.db*"))
-        assert files
-        for path in files:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data
-            assert "東京".encode() not in data
 
     def test_a_path_that_cannot_be_created_raises(self, tmp_path: Path) -> None:
         """A store path the user gave that cannot be used fails loudly."""
@@ -165,7 +207,6 @@ class TestStoreDown:
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Calls and counts work; one warning; flush reports the failure."""
-        pytest.importorskip("redis")
         with caplog.at_level(logging.WARNING, logger="langchain_tokencal"):
             handler = _strict(store="redis://127.0.0.1:1/0", sync_interval=60)
             started = time.perf_counter()
@@ -181,33 +222,54 @@ class TestStoreDown:
         assert len(warnings) == 1
         handler.close()
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            pytest.param("redis://me:hunter2@127.0.0.1:1/0", id="user-password"),
+            pytest.param("redis://:hunter2@127.0.0.1:1/0", id="password-only"),
+            pytest.param("redis://127.0.0.1:1/0?password=hunter2", id="query"),
+            pytest.param(
+                "redis://me:hunter2@127.0.0.1:1/0?db=0&password=hunter2", id="both"
+            ),
+        ],
+    )
+    def test_unreachable_warning_hides_the_password(
+        self, url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The 'store unreachable' warning names the store without its password."""
+        with caplog.at_level(logging.DEBUG, logger="langchain_tokencal"):
+            handler = _strict(store=url, sync_interval=60)
+            assert handler.flush() is False
+        handler.close()
+        (warning,) = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert "127.0.0.1:1" in warning.getMessage()
+        for record in caplog.records:
+            assert "hunter2" not in record.getMessage()
+
 
 class TestSaveLoad:
     """`handler.save(path)` and `TokenCalibrationHandler.load(path)`."""
 
-    def test_round_trip(self, tmp_path: Path) -> None:
+    def test_round_trip(
+        self, saved: tuple[TokenCalibrationHandler, list, Path]
+    ) -> None:
         """A loaded handler estimates exactly like the saved one."""
-        handler = _strict()
-        history = _talk(handler, 5)
+        handler, history, path = saved
         probe = [*history, HumanMessage("Next?")]
-        path = tmp_path / "cal.jsonl"
-        written = handler.save(path)
-        assert written > 0
         loaded = TokenCalibrationHandler.load(path)
         assert loaded.estimate(probe, model=MODEL) == handler.estimate(
             probe, model=MODEL
         )
         assert CANARY not in path.read_text(encoding="utf-8")
 
-    def test_load_into_a_store(self, tmp_path: Path, sqlite_url: str) -> None:
+    def test_load_into_a_store(
+        self, saved: tuple[TokenCalibrationHandler, list, Path], sqlite_url: str
+    ) -> None:
         """Loading with a store writes the calibration into it."""
-        handler = _strict()
-        _talk(handler, 4)
-        path = tmp_path / "cal.jsonl"
-        handler.save(path)
+        _, _, path = saved
         TokenCalibrationHandler.load(path, store=sqlite_url).close()
         again = _strict(store=sqlite_url)
-        assert again.stats()[MODEL].observations == 4
+        assert again.stats()[MODEL].observations == 3
         again.close()
 
     def test_missing_file(self, tmp_path: Path) -> None:
@@ -223,13 +285,12 @@ class TestSaveLoad:
             TokenCalibrationHandler.load(path)
 
     def test_corrupt_lines_are_skipped(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+        self,
+        saved: tuple[TokenCalibrationHandler, list, Path],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """Garbage lines are skipped with one warning; the rest loads."""
-        handler = _strict()
-        _talk(handler, 3)
-        path = tmp_path / "cal.jsonl"
-        handler.save(path)
+        _, _, path = saved
         with path.open("a", encoding="utf-8") as out:
             out.write("{not json\n[1,2]\n")
         loaded = TokenCalibrationHandler.load(path)
@@ -237,13 +298,13 @@ class TestSaveLoad:
         assert "skipped 2 malformed" in caplog.text
 
     def test_save_is_atomic(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self,
+        saved: tuple[TokenCalibrationHandler, list, Path],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A failure while writing leaves the previous file intact."""
-        handler = _strict()
-        _talk(handler, 2)
-        path = tmp_path / "cal.jsonl"
-        handler.save(path)
+        handler, _, path = saved
         before = path.read_bytes()
 
         def boom(self: Path, target: Path) -> Path:
@@ -267,80 +328,8 @@ class TestFromConfig:
             {"store": sqlite_url, "sync_interval": 0.5, "cache_size": 100}
         )
         assert handler.config.cache_size == 100
-        assert handler._sync.store is not None
-        handler.close()
-
-
-def _redis_fixture() -> object:
-    """The session's redis-server fixture from the store tests, if usable."""
-    try:
-        from tests.unit_tests.test_storage_redis import (  # noqa: PLC0415 - optional
-            redis_server,
-        )
-    except (ImportError, pytest.skip.Exception):
-        return None
-    return redis_server
-
-
-redis_server = _redis_fixture()
-
-
-@pytest.mark.skipif(
-    redis_server is None or shutil.which("redis-server") is None,
-    reason="needs the redis package and redis-server (CI installs both)",
-)
-@pytest.mark.allow_hosts(["127.0.0.1"])
-class TestRedisStore:
-    """`store="redis://..."`: one calibration shared by processes and machines."""
-
-    def test_two_processes_learn_from_each_other(self, redis_server: Any) -> None:
-        """After another process's calls, this process's first estimate is calibrated."""
-        url = redis_server.url()
-        assert _run_worker(url, "1", 5).wait(timeout=120) == 0
-        handler = _strict(store=url, sync_interval=60)
-        prompt = [SystemMessage(f"Be brief. {CANARY}"), HumanMessage("New question")]
-        est = handler.estimate(prompt, model=MODEL)
-        assert est.observations == 5
-        truth = FakeUsageChatModel(model=MODEL).true_prompt_tokens(prompt)
-        assert abs(est.tokens - truth) < abs(est.local_tokens - truth)
-        # And while this handler lives, it picks up what others learn next.
-        assert _run_worker(url, "2", 4).wait(timeout=120) == 0
-        assert handler.flush()
-        assert handler.stats()[MODEL].observations == 9
-        handler.close()
-
-    def test_four_writers_lose_no_observation(self, redis_server: Any) -> None:
-        """Four processes writing at once: every report reaches the store."""
-        url = redis_server.url()
-        workers = [_run_worker(url, str(n), 6) for n in range(4)]
-        assert [w.wait(timeout=180) for w in workers] == [0, 0, 0, 0]
-        handler = _strict(store=url, sync_interval=60)
-        assert handler.stats()[MODEL].observations == 24
-        handler.close()
-
-    def test_prompt_text_never_reaches_redis(self, redis_server: Any) -> None:
-        """A canary in every message appears in no Redis key or value."""
-        url = redis_server.url()
-        handler = _strict(store=url, sync_interval=60)
-        _talk(handler, 5)
+        _talk(handler, 1)
         assert handler.flush()
         handler.close()
-        client = redis_server.client()
-        dump = []
-        for key in client.scan_iter():
-            dump.append(key)
-            kind = client.type(key)
-            if kind == b"stream":
-                dump.extend(str(e).encode() for e in client.xrange(key))
-            elif kind == b"hash":
-                dump.append(str(client.hgetall(key)).encode())
-            elif kind == b"set":
-                dump.extend(client.smembers(key))
-            elif kind == b"list":
-                dump.extend(client.lrange(key, 0, -1))
-            elif kind == b"string":
-                dump.append(client.get(key) or b"")
-        blob = b"\n".join(dump)
-        assert b"fake-claude" in blob
-        assert CANARY.encode() not in blob
-        assert "東京".encode() not in blob
+        with closing(open_store(sqlite_url)) as store:
+            assert store.read()[0]

@@ -1,18 +1,24 @@
-"""The store contract, MemoryStore, open_store and default_store_url.
+"""The store contract, MemoryStore, open_store, default_store_url, redact_url.
 
-`StoreContract` holds the behaviour every backend shares; the SQLite and Redis
-test modules subclass it. `run_writers` drives real OS processes against one
-store for the concurrency tests of those modules.
+`StoreContract` holds the behaviour every backend shares, and
+`SharedStoreContract` what every store shared by processes adds; the SQLite
+and Redis test modules subclass it, each saying only how to reach a fresh
+store, dump what it holds and corrupt it. `run_writers` drives real OS
+processes against one store for the concurrency tests of those modules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
 from collections import Counter
 from contextlib import closing, suppress
-from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 import pytest
@@ -29,16 +35,38 @@ from langchain_tokencal.storage import (
     StoreError,
     default_store_url,
     open_store,
+    redact_url,
 )
-from langchain_tokencal.storage import _urls as storage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+STORAGE_LOGGER = "langchain_tokencal.storage"
+
+# What a user's prompt might hold; it must reach no store.
+CANARY = "CANARY-e3b0c442 the user's secret prompt"
+# What the events carry instead: a digest of the prompt's parts.
+DIGEST = hashlib.sha256(CANARY.encode()).hexdigest()[:16]
+CANARY_EVENTS = (
+    LearnEvent("gpt-4o", "prompt", ("tools-0", DIGEST, DIGEST, 99, 120), "me", 1.0),
+    LearnEvent("claude", "message", (DIGEST, 12.0), "me", 1.0),
+)
 
 
 def ev(i: int = 0, model: str = "gpt-4o", kind: str = "message") -> LearnEvent:
     """A small event whose first value identifies it."""
     return LearnEvent(model, kind, (i, 17.5), "test", 1_700_000_000.25)
+
+
+def storage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warning messages the storage logger emitted."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == STORAGE_LOGGER and r.levelno == logging.WARNING
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -150,7 +178,7 @@ def check_writers(
 
 
 class StoreContract:
-    """Behaviour shared by every store; subclasses provide ``target``."""
+    """Behaviour shared by every store; subclasses provide the fixtures."""
 
     scheme: ClassVar[str]
 
@@ -162,6 +190,11 @@ class StoreContract:
     @pytest.fixture
     def fresh(self, tmp_path: Path) -> Callable[[], Store]:
         """A factory of new, empty stores (one per hypothesis example)."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def dump(self, target: str) -> Callable[[Store], bytes]:
+        """Everything the store holds, as bytes (files, keys and values...)."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -274,16 +307,6 @@ class StoreContract:
         with pytest.raises(ConfigError, match="keep"):
             store.compact(keep)
 
-    def test_second_handle_shares(self, store: Store, target: str) -> None:
-        """Another handle on the same target sees the events and usage."""
-        store.append([ev(1)])
-        store.add_usage("gpt-4o", [1, 2, 3, 0, 0, 0, 0, 0])
-        with closing(open_store(target)) as other:
-            assert other.read()[0] == [ev(1)]
-            other.append([ev(2)])
-            assert other.usage() == store.usage()
-        assert store.read()[0] == [ev(1), ev(2)]
-
     def test_closed(self, store: Store) -> None:
         """Every call on a closed store raises StoreError; close is idempotent."""
         store.close()
@@ -318,6 +341,20 @@ class StoreContract:
                 range(50)
             )
         assert store.usage() == {f"m{n}": [50, 0, 50, 0, 0, 0, 0, 0] for n in range(4)}
+
+    def test_holds_no_prompt_text(
+        self,
+        store: Store,
+        dump: Callable[[Store], bytes],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Neither the prompt nor the environment is written; the digests are."""
+        monkeypatch.setenv("TOKENCAL_CANARY", CANARY)
+        store.append(CANARY_EVENTS)
+        store.add_usage("gpt-4o", [120, 30, 150, 0, 0, 0, 0, 0])
+        held = dump(store)
+        assert CANARY.encode() not in held
+        assert DIGEST.encode() in held  # the look is not blind
 
     def test_store_error_is_tokencal_error(self) -> None:
         """StoreError is caught by except TokenCalError."""
@@ -385,6 +422,41 @@ class StoreContract:
             store.close()
 
 
+class SharedStoreContract(StoreContract):
+    """What stores that processes share add; subclasses provide ``corrupt``."""
+
+    @pytest.fixture
+    def corrupt(self, target: str) -> Callable[[Store], None]:
+        """Write two undecodable entries into the store behind its back."""
+        raise NotImplementedError
+
+    def test_second_handle_shares(self, store: Store, target: str) -> None:
+        """Another handle on the same target sees the events and usage."""
+        store.append([ev(1)])
+        store.add_usage("gpt-4o", [1, 2, 3, 0, 0, 0, 0, 0])
+        with closing(open_store(target)) as other:
+            assert other.read()[0] == [ev(1)]
+            other.append([ev(2)])
+            assert other.usage() == store.usage()
+        assert store.read()[0] == [ev(1), ev(2)]
+
+    def test_corrupt_entries_are_skipped(
+        self,
+        store: Store,
+        corrupt: Callable[[Store], None],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Undecodable entries are skipped with one warning each; the cursor passes them."""
+        store.append([ev(1)])
+        corrupt(store)
+        store.append([ev(2)])
+        with caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER):
+            events, cursor = store.read()
+        assert events == [ev(1), ev(2)]
+        assert len(storage_warnings(caplog)) == 2
+        assert store.read(after=cursor) == ([], cursor)
+
+
 # --------------------------------------------------------------------------
 # MemoryStore
 # --------------------------------------------------------------------------
@@ -405,12 +477,18 @@ class TestMemoryStore(StoreContract):
         """Make a new empty store."""
         return MemoryStore
 
-    @pytest.mark.xfail(
-        reason="each MemoryStore is private to its instance", strict=True
-    )
-    def test_second_handle_shares(self, store: Store, target: str) -> None:
+    @pytest.fixture
+    def dump(self, target: str) -> Callable[[Store], bytes]:
+        """What the store returns is all it holds."""
+        return lambda store: repr((store.read(), store.usage())).encode()
+
+    def test_each_handle_is_its_own_store(self, store: Store, target: str) -> None:
         """Another handle on memory:// is a new, empty store."""
-        super().test_second_handle_shares(store, target)
+        store.append([ev(1)])
+        store.add_usage("gpt-4o", [1, 2, 3, 0, 0, 0, 0, 0])
+        with closing(open_store(target)) as other:
+            assert other.read() == ([], "")
+            assert other.usage() == {}
 
     def test_max_events_bounds_each_model(self) -> None:
         """With max_events, each model keeps only its newest events."""
@@ -426,11 +504,18 @@ class TestMemoryStore(StoreContract):
 
     def test_many_drops_are_swept(self) -> None:
         """Dropped slots are swept out, so memory follows the live events."""
-        store = MemoryStore(max_events=10)
-        for i in range(1000):
-            store.append([ev(i)])
-        assert len(store._seqs) < 200
-        assert [e.values[0] for e in store.read()[0]] == list(range(990, 1000))
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            store = MemoryStore(max_events=10)
+            for i in range(20_000):
+                store.append([ev(i)])
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        # Keeping a slot per dropped event would hold about 1 MB here.
+        assert grown < 200_000
+        assert [e.values[0] for e in store.read()[0]] == list(range(19_990, 20_000))
 
     @settings(max_examples=50, deadline=None)
     @given(
@@ -486,13 +571,25 @@ class TestOpenStore:
         assert (tmp_path / "sub" / "x.db").is_file()
 
     def test_sqlite_absolute(self, tmp_path: Path) -> None:
-        """sqlite:////abs/x.db (four slashes) is an absolute path, timeout optional."""
+        """sqlite:////abs/x.db (four slashes) is an absolute path."""
         path = tmp_path / "abs.db"
-        store = open_store(f"sqlite:///{path}?timeout=1.5")
-        assert isinstance(store, SQLiteStore)
-        assert store.path == path
-        assert store._timeout == 1.5
-        store.close()
+        with closing(open_store(f"sqlite:///{path}")) as store:
+            assert isinstance(store, SQLiteStore)
+            assert store.path == path
+
+    def test_sqlite_timeout_bounds_the_wait_for_a_lock(self, tmp_path: Path) -> None:
+        """?timeout= is how long a write waits for another writer's lock."""
+        path = tmp_path / "locked.db"
+        with closing(open_store(f"sqlite:///{path}?timeout=0.2")) as store:
+            with closing(sqlite3.connect(path, isolation_level=None)) as other:
+                other.execute("BEGIN IMMEDIATE")
+                started = time.monotonic()
+                with pytest.raises(StoreError, match="locked"):
+                    store.append([ev(1)])
+                waited = time.monotonic() - started
+                other.execute("ROLLBACK")
+            assert 0.15 < waited < 3  # the default would wait 5 s
+            store.append([ev(1)])
 
     @pytest.mark.parametrize(
         ("target", "match"),
@@ -537,6 +634,24 @@ class TestOpenStore:
             "unix://",
         ):
             assert scheme in str(info.value)
+
+    @pytest.mark.parametrize(
+        "target",
+        [
+            pytest.param("mongodb://me:hunter2@db/x", id="unknown-scheme"),
+            pytest.param("sqlite://me:hunter2@host/x.db", id="sqlite-host"),
+            pytest.param("sqlite:///x.db?password=hunter2", id="sqlite-option"),
+        ],
+    )
+    def test_rejection_hides_the_password(
+        self, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The ConfigError for a URL it refuses does not repeat its password."""
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ConfigError) as info:
+            open_store(target)
+        assert "hunter2" not in str(info.value)
+        assert "***" in str(info.value)
 
     def test_redis_package_missing(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without the redis package, a Redis URL says how to install it."""
@@ -608,7 +723,108 @@ class TestDefaultStoreUrl:
             ),
         ],
     )
-    def test_data_dir(self, platform: str, env: dict[str, str], expected: str) -> None:
+    def test_data_dir(
+        self,
+        platform: str,
+        env: dict[str, str],
+        expected: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         """Each platform gets its conventional per-user data folder."""
-        home = PurePath("/home/u")
-        assert storage._data_dir(platform, env, home) == PurePath(expected)
+        for name in ("TOKENCAL_STORE", "XDG_DATA_HOME", "LOCALAPPDATA"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("HOME", "/home/u")
+        monkeypatch.setattr(sys, "platform", platform)
+        assert default_store_url() == f"sqlite:///{expected}/calibration.db"
+
+
+# --------------------------------------------------------------------------
+# redact_url
+# --------------------------------------------------------------------------
+
+SECRET = "s3cret-Pa55"  # noqa: S105 - a made-up password to hide
+
+
+class TestRedactUrl:
+    """redact_url hides every password a store URL may carry, and nothing else."""
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            pytest.param(
+                f"redis://user:{SECRET}@host:6379/0",
+                "redis://user:***@host:6379/0",
+                id="redis-user-password",
+            ),
+            pytest.param(
+                f"redis://:{SECRET}@host:6379/0",
+                "redis://:***@host:6379/0",
+                id="redis-password-only",
+            ),
+            pytest.param(
+                f"rediss://user:{SECRET}@host:6380/1?ssl_cert_reqs=none",
+                "rediss://user:***@host:6380/1?ssl_cert_reqs=none",
+                id="rediss-user-password",
+            ),
+            pytest.param(
+                f"redis://host:6379/0?password={SECRET}",
+                "redis://host:6379/0?password=***",
+                id="redis-query-password",
+            ),
+            pytest.param(
+                f"redis://u:a@b/c@host:6379/0?prefix=p:&password={SECRET}",
+                "redis://u:***@host:6379/0?prefix=p:&password=***",
+                id="both-and-odd-characters",
+            ),
+            pytest.param(
+                f"unix:///run/redis.sock?db=0&password={SECRET}",
+                "unix:///run/redis.sock?db=0&password=***",
+                id="unix-query-password",
+            ),
+            pytest.param(
+                f"unix://:{SECRET}@/run/redis.sock?db=0",
+                "unix://:***@/run/redis.sock?db=0",
+                id="unix-user-info",
+            ),
+            pytest.param(
+                f"sqlite:///calibration.db?password={SECRET}",
+                "sqlite:///calibration.db?password=***",
+                id="sqlite-query-password",
+            ),
+            pytest.param(
+                f"sqlite://me:{SECRET}@host/x.db",
+                "sqlite://me:***@host/x.db",
+                id="sqlite-user-info",
+            ),
+        ],
+    )
+    def test_hides_passwords(self, url: str, shown: str) -> None:
+        """Passwords in the user info and the query become ***."""
+        assert redact_url(url) == shown
+
+    @pytest.mark.parametrize(
+        "key",
+        ["password", "PASSWORD", "passwd", "pwd", "token", "Auth", "secret", "api_key"],
+    )
+    def test_hides_secret_looking_options(self, key: str) -> None:
+        """Any query option named like a credential is hidden, in any case."""
+        url = f"redis://host:6379/0?db=0&{key}={SECRET}&prefix=app:"
+        assert redact_url(url) == f"redis://host:6379/0?db=0&{key}=***&prefix=app:"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "memory://",
+            "redis://127.0.0.1:6379/0?prefix=test-1:",
+            "redis://alice@host:6379/0",
+            "unix:///run/redis.sock?db=0",
+            "sqlite:////home/me/a@b:c/calibration.db",
+            "sqlite:///calibration.db?timeout=1.5",
+            "calibration.db",
+        ],
+    )
+    def test_keeps_urls_without_secrets(self, url: str) -> None:
+        """A URL with no password comes back exactly as written."""
+        assert redact_url(url) == url

@@ -4,14 +4,12 @@ The server is a subprocess on a free 127.0.0.1 port (and a Unix socket in a
 temp folder), with persistence off, shared by the session and stopped at the
 end. Unit tests run with ``--disable-socket --allow-unix-socket``; this module
 re-allows TCP to 127.0.0.1 only, with pytest-socket's ``allow_hosts`` marker
-(which restricts ``connect``; ``enable_socket`` would open everything). If
-``redis-server`` is not installed the module is skipped; CI installs it.
+(which restricts ``connect``; ``enable_socket`` would open everything). The
+tests need ``redis-server`` (CI installs it) and fail without it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import shutil
 import socket
 import subprocess
@@ -23,13 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 
 from langchain_tokencal.errors import ConfigError
-from langchain_tokencal.events import LearnEvent, encode_event
+from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage import RedisStore, Store, StoreError, open_store
-from langchain_tokencal.storage import _redis as _redis_store
 from tests.unit_tests.test_storage import (
-    StoreContract,
+    CANARY_EVENTS,
+    SharedStoreContract,
     check_writers,
     ev,
     run_writers,
@@ -40,18 +39,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-redis = pytest.importorskip("redis")
-
 REDIS_SERVER = shutil.which("redis-server")
 
-pytestmark = [
-    pytest.mark.skipif(
-        REDIS_SERVER is None,
-        reason="redis-server is not installed (apt-get install redis-server); "
-        "the Redis tests need a real server",
-    ),
-    pytest.mark.allow_hosts(["127.0.0.1"]),
-]
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +59,27 @@ class RedisServer:
     def client(self) -> redis.Redis:
         """A plain client, to look behind the store's back."""
         return redis.Redis(unix_socket_path=str(self.unix_socket))
+
+    def dump(self) -> bytes:
+        """Every key on the server and every value it holds, as bytes."""
+        held: list[bytes] = []
+        with closing(self.client()) as client:
+            for key in client.scan_iter(count=1000):
+                held.append(key)
+                kind = client.type(key)
+                if kind == b"stream":
+                    held += [
+                        v for _, f in client.xrange(key) for kv in f.items() for v in kv
+                    ]
+                elif kind == b"list":
+                    held += client.lrange(key, 0, -1)
+                elif kind == b"set":
+                    held += client.smembers(key)
+                elif kind == b"hash":
+                    held += [x for kv in client.hgetall(key).items() for x in kv]
+                else:
+                    held.append(client.dump(key) or b"")
+        return b"\n".join(held)
 
 
 def free_port() -> int:
@@ -125,6 +136,10 @@ def start_server(folder: Path) -> ServerProcess | None:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session, stopped at the end."""
+    assert REDIS_SERVER is not None, (
+        "redis-server is not installed (apt-get install redis-server); "
+        "the Redis tests need a real server"
+    )
     folder = tmp_path_factory.mktemp("redis")
     for _ in range(3):  # another program may take the port between probe and bind
         server = start_server(folder)
@@ -136,7 +151,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-class TestRedisStore(StoreContract):
+class TestRedisStore(SharedStoreContract):
     """A Redis server meets the contract."""
 
     scheme = "redis://"
@@ -151,21 +166,22 @@ class TestRedisStore(StoreContract):
         """New prefixes on the test server."""
         return lambda: RedisStore(redis_server.url())
 
-    def test_corrupt_entries_are_skipped(
-        self, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """Undecodable entries are skipped with one warning each."""
-        with closing(RedisStore(redis_server.url("corrupt:"))) as store:
-            store.append([ev(1)])
-            client = redis_server.client()
-            client.xadd("corrupt:events", {"e": "not json"})
-            client.xadd("corrupt:events", {"other": "field"})
-            client.close()
-            store.append([ev(2)])
-            with caplog.at_level(logging.WARNING, logger="langchain_tokencal.storage"):
-                events, _ = store.read()
-        assert events == [ev(1), ev(2)]
-        assert len(caplog.records) == 2
+    @pytest.fixture
+    def dump(self, redis_server: RedisServer) -> Callable[[Store], bytes]:
+        """Every key and value on the server."""
+        return lambda store: redis_server.dump()
+
+    @pytest.fixture
+    def corrupt(self, redis_server: RedisServer) -> Callable[[Store], None]:
+        """Stream entries that hold no event line, added with a plain client."""
+
+        def add(store: Store) -> None:
+            assert isinstance(store, RedisStore)
+            with closing(redis_server.client()) as client:
+                client.xadd(f"{store.prefix}events", {"e": "not json"})
+                client.xadd(f"{store.prefix}events", {"other": "field"})
+
+        return add
 
     def test_prefixes_are_isolated(self, redis_server: RedisServer) -> None:
         """Stores with different prefixes on one server do not see each other."""
@@ -195,50 +211,19 @@ class TestRedisStore(StoreContract):
             store.append([ev(1)])
             assert store.read()[0] == [ev(1)]
 
-    def test_holds_only_events_and_usage(
-        self, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Every key and value written is an event line, model, id or usage sum."""
-        canary = "CANARY-5feceb66 the user's secret prompt"
-        monkeypatch.setenv("TOKENCAL_CANARY", canary)
-        digest = hashlib.sha256(canary.encode()).hexdigest()[:16]
-        events = [
-            LearnEvent(
-                "gpt-4o", "prompt", ("tools-0", digest, digest, 9, 120), "me", 1.0
-            ),
-            LearnEvent("claude", "message", (digest, 12.0), "me", 1.0),
-        ]
-        prefix = f"canary-{uuid.uuid4().hex}:"
+    def test_holds_only_events_and_usage(self, redis_server: RedisServer) -> None:
+        """The keys are the documented layout; the stream holds the event lines."""
+        prefix = f"layout-{uuid.uuid4().hex}:"
         with closing(RedisStore(redis_server.url(prefix))) as store:
-            store.append(events)
+            store.append(CANARY_EVENTS)
             store.add_usage("gpt-4o", [120, 30, 150, 0, 0, 0, 0, 0])
-        client = redis_server.client()
-        try:
-            dump: list[bytes] = []
-            for key in client.scan_iter(count=1000):
-                dump.append(key)
-                kind = client.type(key)
-                if kind == b"stream":
-                    dump += [
-                        v for _, f in client.xrange(key) for v in (*f, *f.values())
-                    ]
-                elif kind == b"list":
-                    dump += client.lrange(key, 0, -1)
-                elif kind == b"set":
-                    dump += client.smembers(key)
-                elif kind == b"hash":
-                    dump += [x for kv in client.hgetall(key).items() for x in kv]
-                else:
-                    dump.append(client.dump(key) or b"")
+        with closing(redis_server.client()) as client:
             ours = {k.decode() for k in client.scan_iter(match=f"{prefix}*")}
             lines = [
                 f
                 for _, fields in client.xrange(f"{prefix}events")
                 for f in fields.values()
             ]
-        finally:
-            client.close()
-        assert not any(canary.encode() in item for item in dump)
         assert ours == {
             f"{prefix}{name}"
             for name in (
@@ -250,19 +235,41 @@ class TestRedisStore(StoreContract):
                 "usage-models",
             )
         }
-        assert lines == [encode_event(e).encode() for e in events]
+        assert lines == [encode_event(e).encode() for e in CANARY_EVENTS]
 
-    def test_password_is_redacted(self, redis_server: RedisServer) -> None:
-        """The url attribute and errors never show the password."""
-        free = free_port()
-        url = f"redis://user:hunter2@127.0.0.1:{free}/0?password=hunter3"
+    def test_password_is_redacted(self) -> None:
+        """The error of a server that is not there never shows the password."""
+        url = f"redis://user:hunter2@127.0.0.1:{free_port()}/0?password=hunter3"
         with pytest.raises(StoreError) as info:
             RedisStore(url)
         assert "hunter" not in str(info.value)
         assert "user:***@" in str(info.value)
-        assert _redis_store.redact(url) == (
-            f"redis://user:***@127.0.0.1:{free}/0?password=%2A%2A%2A"
-        )
+
+    def test_url_is_redacted(self, redis_server: RedisServer) -> None:
+        """The url attribute of an open store hides the password and keeps the rest."""
+        url = redis_server.url("redacted:") + "&password="
+        with closing(RedisStore(url)) as store:
+            assert store.url == redis_server.url("redacted:") + "&password=***"
+
+    def test_cursor_after_the_last_sequence_number(
+        self, redis_server: RedisServer
+    ) -> None:
+        """A cursor at a millisecond's last sequence number reads from the next one."""
+        last = f"5-{2**64 - 1}"
+        with closing(RedisStore(redis_server.url())) as store:
+            assert isinstance(store, RedisStore)
+            with closing(redis_server.client()) as client:
+                for entry_id in ("5-0", last, "6-0"):
+                    line = encode_event(ev(int(entry_id[0])))
+                    client.xadd(f"{store.prefix}events", {"e": line}, id=entry_id)
+            assert store.read(after="5-0")[0] == [ev(5), ev(6)]
+            assert store.read(after=last) == ([ev(6)], "6-0")
+
+    @pytest.mark.parametrize("bad", ["5", "a-1", "5-1-2", "-1-0"])
+    def test_bad_cursors(self, store: Store, bad: str) -> None:
+        """Anything but <ms>-<seq> is not a cursor of a Redis store."""
+        with pytest.raises(StoreError, match="not a cursor"):
+            store.read(after=bad)
 
     def test_empty_prefix_is_rejected(self, redis_server: RedisServer) -> None:
         """An empty prefix= would share keys with anything; it is refused."""
@@ -341,12 +348,3 @@ class TestRedisFailures:
         """A malformed URL option raises ConfigError."""
         with pytest.raises(ConfigError, match="invalid Redis URL"):
             RedisStore("redis://127.0.0.1:1/0?socket_timeout=soon")
-
-
-def test_cursor_arithmetic() -> None:
-    """The id after a cursor is the next sequence number, or the next millisecond."""
-    assert _redis_store._next_id("5-0", "u") == "5-1"
-    assert _redis_store._next_id(f"5-{2**64 - 1}", "u") == "6-0"
-    for bad in ("5", "a-1", "5-1-2", "-1-0"):
-        with pytest.raises(StoreError, match="not a cursor"):
-            _redis_store._next_id(bad, "u")

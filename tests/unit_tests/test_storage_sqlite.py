@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -15,22 +14,32 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from langchain_tokencal.events import LearnEvent, encode_event
+from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage import SQLiteStore, Store, StoreError, open_store
 from langchain_tokencal.storage import _sqlite as _sqlite_store
 from tests.unit_tests.test_storage import (
-    StoreContract,
+    CANARY,
+    CANARY_EVENTS,
+    STORAGE_LOGGER,
+    SharedStoreContract,
     check_writers,
     ev,
     run_writers,
     start_writer,
+    storage_warnings,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-STORAGE_LOGGER = "langchain_tokencal.storage"
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def file_bytes(path: Path) -> bytes:
+    """The bytes of a database file and of the files SQLite keeps beside it."""
+    files = [path, *(path.with_name(path.name + s) for s in SIDE_FILES)]
+    return b"".join(f.read_bytes() for f in files if f.exists())
 
 
 def raw(path: Path) -> sqlite3.Connection:
@@ -43,20 +52,26 @@ def moved_aside(path: Path) -> list[Path]:
     return sorted(
         p
         for p in path.parent.glob(f"{path.name}.corrupt-*")
-        if not p.name.endswith(("-wal", "-shm", "-journal"))
+        if not p.name.endswith(SIDE_FILES)
     )
 
 
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warning messages the storage logger emitted."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == STORAGE_LOGGER and r.levelno == logging.WARNING
-    ]
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A database file that does not exist yet."""
+    return tmp_path / "x.db"
 
 
-class TestSQLiteStore(StoreContract):
+@pytest.fixture
+def seeded(path: Path) -> Path:
+    """A database file holding one event and one model's usage."""
+    with closing(SQLiteStore(path)) as store:
+        store.append([ev(1)])
+        store.add_usage("gpt-4o", [1, 2, 3, 0, 0, 0, 0, 0])
+    return path
+
+
+class TestSQLiteStore(SharedStoreContract):
     """A SQLite file meets the contract."""
 
     scheme = "sqlite:///"
@@ -72,48 +87,42 @@ class TestSQLiteStore(StoreContract):
         names = itertools.count()
         return lambda: SQLiteStore(tmp_path / f"fresh-{next(names)}.db")
 
-    def test_corrupt_rows_are_skipped(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """Undecodable rows are skipped with one warning each; the cursor passes them."""
-        path = tmp_path / "rows.db"
-        with closing(SQLiteStore(path)) as store:
-            store.append([ev(1)])
-            with closing(raw(path)) as conn:
-                conn.execute(
-                    "INSERT INTO tokencal_events (model, line) VALUES ('m', 'not json')"
+    @pytest.fixture
+    def dump(self, tmp_path: Path) -> Callable[[Store], bytes]:
+        """The database file and its WAL."""
+        return lambda store: file_bytes(tmp_path / "store.db")
+
+    @pytest.fixture
+    def corrupt(self, tmp_path: Path) -> Callable[[Store], None]:
+        """Rows whose line is not an event, inserted with plain sqlite3."""
+
+        def insert(store: Store) -> None:
+            with closing(raw(tmp_path / "store.db")) as conn:
+                conn.executemany(
+                    "INSERT INTO tokencal_events (model, line) VALUES ('m', ?)",
+                    [("not json",), ("[1, 2]",)],
                 )
-                conn.execute(
-                    "INSERT INTO tokencal_events (model, line) VALUES ('m', '[1, 2]')"
-                )
-            store.append([ev(2)])
-            with caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER):
-                events, cursor = store.read()
-            assert events == [ev(1), ev(2)]
-            assert len(warnings_of(caplog)) == 2
-            assert cursor == "4"
+
+        return insert
 
 
 class TestSQLiteFile:
     """How the file is created, configured and protected."""
 
-    def test_wal_and_version(self, tmp_path: Path) -> None:
+    def test_wal_and_version(self, seeded: Path) -> None:
         """The file is in WAL mode at the latest schema version."""
-        path = tmp_path / "x.db"
-        SQLiteStore(path).close()
-        with closing(raw(path)) as conn:
+        with closing(raw(seeded)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
             assert conn.execute("PRAGMA user_version").fetchone() == (
                 max(_sqlite_store.MIGRATIONS),
             )
 
     @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
-    def test_private_mode(self, tmp_path: Path) -> None:
+    def test_private_mode(self, path: Path) -> None:
         """The database and its WAL are readable by the owner only."""
-        path = tmp_path / "x.db"
         with closing(SQLiteStore(path)) as store:
             store.append([ev(1)])
-            for file in (path, tmp_path / "x.db-wal"):
+            for file in (path, path.with_name(path.name + "-wal")):
                 assert file.stat().st_mode & 0o777 == 0o600
 
     def test_creates_folders(self, tmp_path: Path) -> None:
@@ -136,28 +145,12 @@ class TestSQLiteFile:
         with pytest.raises(StoreError, match=os.strerror(21)):  # EISDIR
             SQLiteStore(tmp_path)
 
-    def test_holds_only_events_and_usage(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """The file holds the encoded events and usage sums, nothing else."""
-        canary = "CANARY-e3b0c442 the user's secret prompt"
-        monkeypatch.setenv("TOKENCAL_CANARY", canary)
-        digest = hashlib.sha256(canary.encode()).hexdigest()[:16]
-        events = [
-            LearnEvent(
-                "gpt-4o", "prompt", ("tools-0", digest, digest, 99, 120), "me", 1.0
-            ),
-            LearnEvent("gpt-4o", "message", (digest, 12.0), "me", 1.0),
-        ]
-        path = tmp_path / "x.db"
+    def test_holds_only_events_and_usage(self, path: Path) -> None:
+        """The file holds our three tables, with each event's encoded line."""
         with closing(SQLiteStore(path)) as store:
-            store.append(events)
+            store.append(CANARY_EVENTS)
             store.add_usage("gpt-4o", [120, 30, 150, 0, 0, 0, 0, 0])
-            for file in (path, tmp_path / "x.db-wal"):
-                assert canary.encode() not in file.read_bytes()
-        data = path.read_bytes()
-        assert canary.encode() not in data
-        assert digest.encode() in data  # the look is not blind
+        assert CANARY.encode() not in path.read_bytes()  # after the checkpoint too
         with closing(raw(path)) as conn:
             tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
             assert tables == {
@@ -167,17 +160,14 @@ class TestSQLiteFile:
                 "sqlite_sequence",
             }
             rows = conn.execute("SELECT model, line FROM tokencal_events").fetchall()
-            assert rows == [(e.model, encode_event(e)) for e in events]
+            assert rows == [(e.model, encode_event(e)) for e in CANARY_EVENTS]
 
 
 class TestSQLiteRepair:
     """Corrupt and foreign files are moved aside; newer ones are refused."""
 
-    def test_garbage_file(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    def test_garbage_file(self, path: Path, caplog: pytest.LogCaptureFixture) -> None:
         """A file that is not a database is moved aside with one warning."""
-        path = tmp_path / "x.db"
         garbage = b"this is not a database at all" * 100
         path.write_bytes(garbage)
         with caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER):
@@ -187,15 +177,12 @@ class TestSQLiteRepair:
             assert store.read()[0] == [ev(1)]
         (aside,) = moved_aside(path)
         assert aside.read_bytes() == garbage
-        (warning,) = warnings_of(caplog)
+        (warning,) = storage_warnings(caplog)
         assert str(path) in warning
         assert str(aside) in warning
 
-    def test_foreign_schema(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    def test_foreign_schema(self, path: Path, caplog: pytest.LogCaptureFixture) -> None:
         """A database with someone else's tables is moved aside intact."""
-        path = tmp_path / "x.db"
         with closing(raw(path)) as conn:
             conn.execute("CREATE TABLE users (name TEXT)")
             conn.execute("INSERT INTO users VALUES ('ada')")
@@ -204,30 +191,27 @@ class TestSQLiteRepair:
         (aside,) = moved_aside(path)
         with closing(raw(aside)) as conn:
             assert conn.execute("SELECT name FROM users").fetchall() == [("ada",)]
-        (warning,) = warnings_of(caplog)
+        (warning,) = storage_warnings(caplog)
         assert "users" in warning
 
-    def test_versioned_but_empty(self, tmp_path: Path) -> None:
+    def test_versioned_but_empty(self, path: Path) -> None:
         """A database with a schema version but none of our tables is moved aside."""
-        path = tmp_path / "x.db"
         with closing(raw(path)) as conn:
             conn.execute("PRAGMA user_version = 1")
         SQLiteStore(path).close()
         assert len(moved_aside(path)) == 1
 
-    def test_two_repairs_keep_both(self, tmp_path: Path) -> None:
+    def test_two_repairs_keep_both(self, path: Path) -> None:
         """A second corrupt file in the same second gets its own name."""
-        path = tmp_path / "x.db"
         for content in (b"first garbage" * 50, b"second garbage" * 50):
             path.write_bytes(content)
             SQLiteStore(path).close()
         assert {p.read_bytes()[:6] for p in moved_aside(path)} == {b"first ", b"second"}
 
     def test_repair_by_another_process_is_kept(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A file another process put in place after our check is not moved aside."""
-        path = tmp_path / "x.db"
         path.write_bytes(b"garbage" * 100)
         real_check = _sqlite_store._check
 
@@ -247,19 +231,17 @@ class TestSQLiteRepair:
         assert moved_aside(path) == []
 
     def test_gives_up_on_a_file_that_stays_bad(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A file that is bad after every repair raises StoreError instead of looping."""
         monkeypatch.setattr(_sqlite_store, "_check", lambda conn, path: "is cursed")
-        path = tmp_path / "x.db"
         with pytest.raises(StoreError, match="is cursed"):
             SQLiteStore(path)
-        assert len(moved_aside(path)) == _sqlite_store._ATTEMPTS
+        assert moved_aside(path)  # it tried a repair, and then stopped
 
-    def test_newer_schema_is_refused(self, tmp_path: Path) -> None:
+    def test_newer_schema_is_refused(self, seeded: Path) -> None:
         """A file from a newer version raises StoreError and is left untouched."""
-        path = tmp_path / "x.db"
-        SQLiteStore(path).close()
+        path = seeded
         with closing(raw(path)) as conn:
             conn.execute("PRAGMA user_version = 99")
         before = path.read_bytes()
@@ -269,30 +251,26 @@ class TestSQLiteRepair:
         assert moved_aside(path) == []
 
     def test_empty_file_is_migrated(
-        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+        self, path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         """An empty file (version 0) is brought to the latest version silently."""
-        path = tmp_path / "x.db"
         path.touch()
         with (
             caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER),
             closing(SQLiteStore(path)) as store,
         ):
             store.append([ev(1)])
-        assert warnings_of(caplog) == []
+        assert storage_warnings(caplog) == []
         with closing(raw(path)) as conn:
             assert conn.execute("PRAGMA user_version").fetchone() == (
                 max(_sqlite_store.MIGRATIONS),
             )
 
     def test_migration_from_older_schema(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, seeded: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A file at an older version gets the newer migrations once, data kept."""
-        path = tmp_path / "x.db"
-        with closing(SQLiteStore(path)) as store:
-            store.append([ev(1)])
-            store.add_usage("gpt-4o", [1, 2, 3, 0, 0, 0, 0, 0])
+        path = seeded
         calls: list[int] = []
 
         def to_next(conn: sqlite3.Connection) -> None:
@@ -311,12 +289,10 @@ class TestSQLiteRepair:
             assert conn.execute("PRAGMA user_version").fetchone() == (latest + 1,)
 
     def test_failed_migration_rolls_back(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, seeded: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A migration that fails leaves the file at its old version, data intact."""
-        path = tmp_path / "x.db"
-        with closing(SQLiteStore(path)) as store:
-            store.append([ev(1)])
+        path = seeded
 
         def broken(conn: sqlite3.Connection) -> None:
             conn.execute("CREATE TABLE tokencal_half (x)")
