@@ -149,9 +149,9 @@ def bounds(corpus: Corpus) -> tuple[Table, bool]:
         ("ledger prompts (cache_size)", stats.ledger.prompts.size, size),
         ("ledger messages (cache_size)", stats.ledger.messages.size, size),
         ("ledger bases (cache_size)", stats.ledger.bases.size, size),
-        ("calibrated-cost cache (cache_size)", len(counter._costs), size),  # noqa: SLF001
+        ("calibrated-cost cache (cache_size)", len(counter._state.costs), size),  # noqa: SLF001
         ("pending runs (pending_size)", handler.pending_runs, size),
-        ("residuals (max_points)", len(counter._residuals), size // 2),  # noqa: SLF001
+        ("residuals (max_points)", len(counter._state.residuals), size // 2),  # noqa: SLF001
         ("tool memo (fixed 256)", len(counter.local._tool_memo), 256),  # noqa: SLF001
     ]
     table = Table(
@@ -165,6 +165,6 @@ def bounds(corpus: Corpus) -> tuple[Table, bool]:
         table.add(name, None, f"{got} entries", f"<= {bound}", ok=ok)
     table.notes.append(
         "not configurable: the tool memo (256 per counter), handler._aliases (one per "
-        f"snapshot name, now {len(handler._aliases)}), one counter per model name"  # noqa: SLF001
+        f"snapshot name, now {len(handler._registry.aliases)}), one counter per model name"  # noqa: SLF001
     )
     return table, all_ok
