@@ -40,8 +40,7 @@ from langchain_tokencal._providers import (
 from langchain_tokencal._reporting import stats_rows
 from langchain_tokencal.errors import TokenCalError, UnknownProviderError
 from langchain_tokencal.events import read_events, write_events
-from langchain_tokencal.storage._redis import redact
-from langchain_tokencal.storage._urls import default_store_url, open_store
+from langchain_tokencal.storage import default_store_url, open_store, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -239,7 +238,7 @@ class _Context:
     @property
     def shown(self) -> str:
         """The store URL with any password hidden."""
-        return redact(self.url)
+        return redact_url(self.url)
 
     def check_store(self, handler: TokenCalibrationHandler, when: str) -> None:
         """Sync with the store now; raise if it cannot be reached."""

@@ -47,11 +47,8 @@ if TYPE_CHECKING:
 
     from langchain_tokencal.events import LearnEvent
 
-__all__ = ["RedisStore", "redact"]
+__all__ = ["RedisStore"]
 
-# The command line imported this name from here before `redact_url` was
-# public; it is the same function.
-redact = redact_url
 
 _T = TypeVar("_T")
 
