@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatTemplate", "as_openai_tools", "canonical_json", "role_of"]
 
-TOOL_CALL_OVERHEAD = 3
+_TOOL_CALL_OVERHEAD = 3
 
 _MEDIA_BLOCKS = frozenset(
     {"image", "image_url", "input_image", "audio", "input_audio", "video", "file"}
@@ -115,7 +115,7 @@ class ChatTemplate:
         return sum(
             count(call["name"])
             + count(canonical_json(call["args"]))
-            + TOOL_CALL_OVERHEAD
+            + _TOOL_CALL_OVERHEAD
             for call in calls
         )
 

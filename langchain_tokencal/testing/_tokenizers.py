@@ -91,11 +91,10 @@ class Tokenizer:
     ``count`` is the memoized ``raw``.
     """
 
-    __slots__ = ("count", "name", "raw")
+    __slots__ = ("count", "raw")
 
     def __init__(self, name: str) -> None:
         """Load the tokenizer ``name``, falling back to the character-class rule."""
-        self.name = name
         raw: Callable[[str], int] = charclass_tokens
         if name != CHARCLASS:
             try:

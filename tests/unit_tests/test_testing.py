@@ -6,10 +6,12 @@ tiktoken and the documented canonical JSON; they never call the fake's helpers.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import logging
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,6 +31,7 @@ from langchain_core.messages import (
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
+import langchain_tokencal.testing as testing_package
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
 
@@ -888,3 +891,37 @@ class TestConfig:
         FakeUsageChatModel(tokens_per_message=4, callbacks=[recorder]).invoke(PROMPT)
         first, second = (start["invocation_params"] for start in recorder.starts)
         assert first != second
+
+
+def package_imports(path: Path) -> set[str]:
+    """Every `langchain_tokencal` module a source file imports (absolute imports)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {
+        alias.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import)
+        for alias in n.names
+    }
+    found |= {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    return {name for name in found if name.split(".")[0] == "langchain_tokencal"}
+
+
+class TestIndependence:
+    """The fake model is a ground truth, independent of the code it tests."""
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            pytest.param(path, id=path.name)
+            for path in sorted(Path(testing_package.__file__).parent.glob("*.py"))
+        ],
+    )
+    def test_imports_no_counting_code(self, path):
+        """No module of the fake imports the package's counting, features or calibration."""
+        forbidden = ("_counting", "_features", "_calibration")
+        imported = package_imports(path)
+        assert not {
+            name for name in imported if any(f".{part}" in name for part in forbidden)
+        }
