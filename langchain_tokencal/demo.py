@@ -22,14 +22,13 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import tool
 
-from langchain_tokencal._callbacks import TokenCalibrationHandler
-from langchain_tokencal._counting import local_counter
-from langchain_tokencal.testing._model import FakeUsageChatModel
+from langchain_tokencal import TokenCalibrationHandler, local_counter
+from langchain_tokencal.testing import FakeUsageChatModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["CONVERSATION_TURNS", "run_demo"]
+__all__ = ["CONVERSATION_TURNS", "calibration_session", "count_table", "run_demo"]
 
 # Coefficients closer to zero than this are left out of the printed summary.
 _SHOWN = 1e-3
@@ -160,7 +159,19 @@ def _pct(x: float) -> str:
 
 
 def count_table(out: TextIO) -> None:
-    """Print one conversation counted by several models' local counters."""
+    """Print one conversation counted by several models' local counters.
+
+    Example:
+        ```python
+        import io
+
+        from langchain_tokencal.demo import count_table
+
+        out = io.StringIO()
+        count_table(out)
+        assert "o200k_base" in out.getvalue()
+        ```
+    """
     history = _sample_history()
     rows = [["model", "counter", "encoding", "tokens", "chars/4", "approx (core)"]]
     for model, provider in (
@@ -191,8 +202,24 @@ def count_table(out: TextIO) -> None:
 def calibration_session(out: TextIO, calls: int = 20) -> dict[str, Any]:
     """Run a simulated session and print the estimate error per call.
 
+    Args:
+        out: Where the table and the statistics are written.
+        calls: How many calls the session makes.
+
     Returns:
-        The per-call errors and the final statistics, for tests.
+        ``{"errors": [(local_error, calibrated_error), ...], "stats": ModelStats}``:
+        the relative error of each call's local and calibrated estimates, and
+        the handler's final statistics for the model.
+
+    Example:
+        ```python
+        import io
+
+        from langchain_tokencal.demo import calibration_session
+
+        result = calibration_session(io.StringIO(), calls=5)
+        assert len(result["errors"]) == 5
+        ```
     """
     handler = TokenCalibrationHandler()
     llm = FakeUsageChatModel(
@@ -278,6 +305,19 @@ def calibration_session(out: TextIO, calls: int = 20) -> dict[str, Any]:
 
 
 def run_demo(out: TextIO) -> dict[str, Any]:
-    """Run both parts of the demonstration, writing to ``out``."""
+    """Run both parts of the demonstration, writing to ``out``.
+
+    Returns:
+        What `calibration_session` returns.
+
+    Example:
+        ```python
+        import sys
+
+        from langchain_tokencal.demo import run_demo
+
+        run_demo(sys.stdout)
+        ```
+    """
     count_table(out)
     return calibration_session(out)

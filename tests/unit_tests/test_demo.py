@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import io
+from pathlib import Path
 
+from langchain_tokencal import demo
 from langchain_tokencal.demo import calibration_session, count_table
 
 
@@ -31,3 +34,17 @@ class TestDemo:
         for model in ("gpt-4o", "gpt-4", "claude-sonnet-4-5", "gemini-2.5-pro"):
             assert model in text
         assert "o200k_base" in text
+
+    def test_demo_uses_only_public_apis(self) -> None:
+        """The demo imports the package only through its public modules."""
+        tree = ast.parse(Path(demo.__file__).read_text(encoding="utf-8"))
+        names = {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+        names |= {
+            n.module
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module
+        }
+        imported = {name for name in names if name.startswith("langchain_tokencal")}
+        assert imported == {"langchain_tokencal", "langchain_tokencal.testing"}

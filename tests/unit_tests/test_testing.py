@@ -1,11 +1,18 @@
-"""Tests for the offline fake chat models in `langchain_tokencal.testing`."""
+"""Tests for the offline fake chat model in `langchain_tokencal.testing`.
+
+Expected counts restate the documented template (the package docstring) with
+tiktoken and the documented canonical JSON; they never call the fake's helpers.
+"""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import json
 import logging
 import random
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import tiktoken
@@ -21,11 +28,15 @@ from langchain_core.messages import (
     ToolMessage,
     trim_messages,
 )
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ValidationError
 
+import langchain_tokencal.testing as testing_package
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
-from langchain_tokencal.testing import _model as testing
+
+if TYPE_CHECKING:
+    from langchain_core.messages.ai import UsageMetadata
 
 PROMPT = [
     SystemMessage("You are a terse assistant."),
@@ -73,6 +84,16 @@ class Recorder(BaseCallbackHandler):
         """Record the error."""
         self.errors.append(error)
 
+    def ended_with(self) -> BaseMessage:
+        """The message of the first run's result."""
+        return self.ends[0].generations[0][0].message
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """A fresh recording handler."""
+    return Recorder()
+
 
 def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
     """Merge chunks the way LangChain does after a stream."""
@@ -82,9 +103,40 @@ def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
     return merged
 
 
-def cl100k(text: str) -> int:
-    """Count tokens with cl100k_base, the default hidden tokenizer."""
-    return len(tiktoken.get_encoding("cl100k_base").encode_ordinary(text))
+def astream_chunks(llm: Any, prompt: list[BaseMessage]) -> list[AIMessageChunk]:
+    """Collect an astream's chunks."""
+
+    async def collect() -> list[AIMessageChunk]:
+        return [chunk async for chunk in llm.astream(prompt)]
+
+    return asyncio.run(collect())
+
+
+def usage(message: BaseMessage) -> UsageMetadata:
+    """The message's usage, which must be there."""
+    assert isinstance(message, AIMessage)
+    assert message.usage_metadata is not None
+    return message.usage_metadata
+
+
+def tokens(text: str, encoding: str = "cl100k_base") -> int:
+    """Count tokens with a tiktoken encoding (cl100k_base is the default tokenizer)."""
+    return len(tiktoken.get_encoding(encoding).encode_ordinary(text))
+
+
+def canonical(value: Any) -> str:
+    """The documented canonical JSON: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def schema_tokens(tools: list[Any], encoding: str = "cl100k_base") -> int:
+    """Tokens of the bound tools' OpenAI-format JSON schemas."""
+    return sum(tokens(canonical(convert_to_openai_tool(t)), encoding) for t in tools)
+
+
+def true_usage(**fields: Any) -> UsageMetadata:
+    """The usage a fresh model (with these fields) reports on invoke of PROMPT."""
+    return usage(FakeUsageChatModel(**fields).invoke(PROMPT))
 
 
 class TestInvoke:
@@ -93,28 +145,25 @@ class TestInvoke:
     def test_input_tokens_equal_true_prompt_tokens(self):
         """The reported input is exactly the hidden template's count."""
         llm = FakeUsageChatModel()
-        reply = llm.invoke(PROMPT)
-        assert reply.usage_metadata is not None
-        assert reply.usage_metadata["input_tokens"] == llm.true_prompt_tokens(PROMPT)
+        assert usage(llm.invoke(PROMPT))["input_tokens"] == llm.true_prompt_tokens(
+            PROMPT
+        )
 
     def test_output_tokens_are_the_reply_tokens(self):
         """The reported output is the hidden tokenizer's count of the reply text."""
         reply = FakeUsageChatModel().invoke(PROMPT)
-        assert reply.usage_metadata is not None
-        assert reply.usage_metadata["output_tokens"] == cl100k(reply.text)
+        assert usage(reply)["output_tokens"] == tokens(reply.text)
 
     def test_total_is_input_plus_output(self):
         """The total is the sum of input and output."""
-        usage = FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        assert usage is not None
-        assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+        reported = true_usage()
+        assert reported["total_tokens"] == (
+            reported["input_tokens"] + reported["output_tokens"]
+        )
 
     def test_no_details_when_zero(self):
         """Without reasoning or cache reads, no detail dicts are reported."""
-        usage = FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        assert usage is not None
-        assert "input_token_details" not in usage
-        assert "output_token_details" not in usage
+        assert set(true_usage()) == {"input_tokens", "output_tokens", "total_tokens"}
 
     def test_response_metadata_reports_default_snapshot(self):
         """The reply names a dated snapshot, the provider and the finish reason."""
@@ -148,16 +197,14 @@ class TestInvoke:
         llm = FakeUsageChatModel(responses=["alpha beta STOP gamma"])
         reply = llm.invoke(PROMPT, stop=["STOP"])
         assert reply.text == "alpha beta "
-        assert reply.usage_metadata is not None
-        assert reply.usage_metadata["output_tokens"] == cl100k("alpha beta ")
+        assert usage(reply)["output_tokens"] == tokens("alpha beta ")
 
     @settings(max_examples=60, deadline=None)
     @given(question=st.text(max_size=200))
     def test_default_replies_are_10_to_400_tokens(self, question):
         """Generated replies stay within 10 to 400 tokens whatever the prompt."""
         reply = FakeUsageChatModel().invoke([HumanMessage(question)])
-        assert reply.usage_metadata is not None
-        assert 10 <= reply.usage_metadata["output_tokens"] <= 400
+        assert 10 <= usage(reply)["output_tokens"] <= 400
 
     def test_default_replies_vary_in_kind(self):
         """Over many prompts, replies include code, JSON, CJK and varied lengths."""
@@ -167,26 +214,23 @@ class TestInvoke:
         assert any("```python" in text for text in texts)
         assert any("```json" in text for text in texts)
         assert any(any("\u3040" <= ch <= "\u9fff" for ch in text) for text in texts)
-        lengths = {reply.usage_metadata["output_tokens"] for reply in replies}  # type: ignore[index]
+        lengths = {usage(reply)["output_tokens"] for reply in replies}
         assert min(lengths) < 50
         assert max(lengths) > 200
 
     def test_report_usage_false_gives_no_usage(self):
         """With report_usage=False the reply carries no usage_metadata."""
-        assert (
-            FakeUsageChatModel(report_usage=False).invoke(PROMPT).usage_metadata is None
-        )
+        reply = FakeUsageChatModel(report_usage=False).invoke(PROMPT)
+        assert reply.usage_metadata is None
 
-    def test_reply_reaches_on_llm_end(self):
+    def test_reply_reaches_on_llm_end(self, recorder):
         """The handler sees the same usage the caller gets."""
-        recorder = Recorder()
         reply = FakeUsageChatModel(callbacks=[recorder]).invoke(PROMPT)
-        message = recorder.ends[0].generations[0][0].message
-        assert message.usage_metadata == reply.usage_metadata
+        assert usage(recorder.ended_with()) == usage(reply)
 
 
 class TestTemplate:
-    """The hidden chat template behind input_tokens."""
+    """The hidden chat template behind input_tokens, as the package documents it."""
 
     def test_single_message_rule(self):
         """One message costs framing + per-message + role + content tokens."""
@@ -194,53 +238,91 @@ class TestTemplate:
         # charclass: "user" is 1 token, "hello" 2 (one per 4 letters).
         assert llm.true_prompt_tokens([HumanMessage("hello")]) == 7 + 5 + 1 + 2
 
-    def test_name_costs_its_tokens_plus_one(self):
-        """A message name adds its tokens plus one."""
-        llm = FakeUsageChatModel()
-        plain = llm.true_prompt_tokens([HumanMessage("hi")])
-        named = llm.true_prompt_tokens([HumanMessage("hi", name="alice")])
-        assert named - plain == cl100k("alice") + 1
+    @pytest.mark.parametrize(
+        ("message", "texts", "constant"),
+        [
+            pytest.param(
+                HumanMessage("hi", name="alice"),
+                ("user", "hi", "alice"),
+                1,
+                id="name-costs-its-tokens-plus-one",
+            ),
+            pytest.param(
+                AIMessage(
+                    "",
+                    tool_calls=[
+                        {"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}
+                    ],
+                ),
+                ("assistant", "", "get_weather", '{"city":"Paris"}'),
+                3,
+                id="tool-call-costs-name-args-and-three",
+            ),
+            pytest.param(
+                ToolMessage("ok", tool_call_id="call_abc"),
+                ("tool", "ok", "call_abc"),
+                0,
+                id="tool-message-costs-its-call-id",
+            ),
+        ],
+    )
+    def test_message_cost(self, message, texts, constant):
+        """A message costs per-message + role + content + its documented extras."""
+        expected = 7 + 5 + sum(map(tokens, texts)) + constant
+        assert FakeUsageChatModel().true_prompt_tokens([message]) == expected
 
-    def test_tool_calls_cost_name_args_and_three(self):
-        """Each tool call adds its name's and JSON arguments' tokens plus 3."""
-        llm = FakeUsageChatModel()
-        call = {"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}
-        plain = llm.true_prompt_tokens([AIMessage("")])
-        with_call = llm.true_prompt_tokens([AIMessage("", tool_calls=[call])])
-        expected = cl100k("get_weather") + cl100k('{"city":"Paris"}') + 3
-        assert with_call - plain == expected
-
-    def test_tool_message_costs_its_call_id(self):
-        """A tool message adds the tokens of its tool_call_id."""
-        llm = FakeUsageChatModel()
-        cost = llm.true_prompt_tokens([ToolMessage("ok", tool_call_id="call_abc")])
-        assert cost == 7 + 5 + cl100k("tool") + cl100k("ok") + cl100k("call_abc")
-
-    def test_image_is_flat_whatever_its_size(self):
-        """An image block costs image_tokens, never its base64 length."""
-        llm = FakeUsageChatModel()
-        small = {"type": "image", "base64": "A" * 10, "mime_type": "image/png"}
-        large = {
-            "type": "image_url",
-            "image_url": {"url": "data:;base64," + "A" * 9999},
-        }
-        costs = {
-            llm.true_prompt_tokens(
-                [HumanMessage(content=[{"type": "text", "text": "x"}, block])]
-            )
-            for block in (small, large)
-        }
-        assert costs == {7 + 5 + cl100k("user") + cl100k("x") + 258}
+    @pytest.mark.parametrize(
+        ("block", "texts", "constant"),
+        [
+            pytest.param(
+                {"type": "image", "base64": "A" * 10, "mime_type": "image/png"},
+                (),
+                258,
+                id="small-image-is-flat",
+            ),
+            pytest.param(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:;base64," + "A" * 9999},
+                },
+                (),
+                258,
+                id="large-image-is-flat",
+            ),
+            pytest.param(
+                {"type": "thinking", "thinking": "Let me think."},
+                ("Let me think.",),
+                0,
+                id="thinking-counts-its-text",
+            ),
+            pytest.param(
+                {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}},
+                (),
+                0,
+                id="tool-use-counts-nothing",
+            ),
+            pytest.param(
+                {"type": "citation", "source": "a.txt"},
+                ('{"source":"a.txt","type":"citation"}',),
+                0,
+                id="other-block-counts-its-json",
+            ),
+            pytest.param("raw text", ("raw text",), 0, id="str-block-is-text"),
+        ],
+    )
+    def test_content_block_cost(self, block, texts, constant):
+        """Each kind of content block costs what the template says."""
+        message = HumanMessage(content=[{"type": "text", "text": "x"}, block])
+        base = 7 + 5 + tokens("user") + tokens("x")
+        expected = base + sum(map(tokens, texts)) + constant
+        assert FakeUsageChatModel().true_prompt_tokens([message]) == expected
 
     def test_tools_add_preamble_and_schemas(self):
         """Bound tools add the preamble once and each schema's JSON tokens."""
         llm = FakeUsageChatModel()
-        tools = testing._as_openai_tools([get_weather, get_time])
-        schema_tokens = sum(cl100k(testing._canonical_json(tool)) for tool in tools)
-        delta = llm.true_prompt_tokens(
-            PROMPT, [get_weather, get_time]
-        ) - llm.true_prompt_tokens(PROMPT)
-        assert delta == 300 + schema_tokens
+        tools = [get_weather, get_time]
+        delta = llm.true_prompt_tokens(PROMPT, tools) - llm.true_prompt_tokens(PROMPT)
+        assert delta == 300 + schema_tokens(tools)
 
     def test_response_format_adds_its_json(self):
         """A response_format schema adds its canonical JSON's tokens."""
@@ -249,15 +331,14 @@ class TestTemplate:
         delta = llm.true_prompt_tokens(
             PROMPT, response_format=schema
         ) - llm.true_prompt_tokens(PROMPT)
-        assert delta == cl100k(testing._canonical_json(schema))
+        assert delta == tokens(canonical(schema))
 
     def test_response_format_is_counted_on_invoke(self):
         """A bound response_format is counted and answered with matching JSON."""
         llm = FakeUsageChatModel()
         schema = Person.model_json_schema()
         reply = llm.invoke(PROMPT, response_format=schema)
-        assert reply.usage_metadata is not None
-        assert reply.usage_metadata["input_tokens"] == llm.true_prompt_tokens(
+        assert usage(reply)["input_tokens"] == llm.true_prompt_tokens(
             PROMPT, response_format=schema
         )
         Person.model_validate_json(reply.text)
@@ -269,15 +350,20 @@ class TestTemplate:
         llm = FakeUsageChatModel()
         messages: list[BaseMessage] = [HumanMessage(text) for text in texts]
         before = llm.true_prompt_tokens(messages[:-1])
-        assert llm.true_prompt_tokens(messages) - before >= 5 + cl100k("user")
+        assert llm.true_prompt_tokens(messages) - before >= 5 + tokens("user")
 
     def test_num_tokens_from_messages_is_the_true_count(self):
-        """The model is its own exact counter for LangChain's helpers."""
+        """The model is its own exact counter for LangChain's message helper."""
         llm = FakeUsageChatModel()
         assert llm.get_num_tokens_from_messages(list(PROMPT)) == llm.true_prompt_tokens(
             PROMPT
         )
-        assert llm.get_num_tokens("hello world") == cl100k("hello world")
+
+    def test_num_tokens_is_the_hidden_tokenizer(self):
+        """get_num_tokens counts a text with the hidden tokenizer."""
+        assert FakeUsageChatModel().get_num_tokens("hello world") == tokens(
+            "hello world"
+        )
 
     def test_trim_messages_with_the_model_fits_the_budget(self):
         """trim_messages(token_counter=llm) keeps a suffix within the true budget."""
@@ -301,7 +387,7 @@ class TestBatch:
             [HumanMessage("a much longer question " * 9)],
         ]
         replies = llm.batch(prompts)
-        assert [r.usage_metadata["input_tokens"] for r in replies] == [  # type: ignore[index]
+        assert [usage(r)["input_tokens"] for r in replies] == [
             llm.true_prompt_tokens(p) for p in prompts
         ]
 
@@ -320,15 +406,15 @@ class TestStream:
         """With stream_usage="final", LangChain's merged usage is the true usage."""
         llm = FakeUsageChatModel()
         merged = merge(list(llm.stream(PROMPT)))
-        expected = FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        assert merged.usage_metadata == expected
-        assert merged.usage_metadata["input_tokens"] == llm.true_prompt_tokens(PROMPT)  # type: ignore[index]
+        assert usage(merged) == true_usage()
+        assert usage(merged)["input_tokens"] == llm.true_prompt_tokens(PROMPT)
 
     @settings(max_examples=100, deadline=None)
     @given(text=st.text(max_size=120))
     def test_stream_pieces_join_back_exactly(self, text):
-        """The stream pieces of any text join back to exactly that text."""
-        assert "".join(testing._split_words(text)) == text
+        """The streamed pieces of any reply join back to exactly that reply."""
+        llm = FakeUsageChatModel(responses=[text], tokenizer="charclass")
+        assert "".join(str(chunk.content) for chunk in llm.stream(PROMPT)) == text
 
     def test_final_only_last_chunk_has_usage(self):
         """With stream_usage="final", only the last chunk carries usage."""
@@ -351,35 +437,32 @@ class TestStream:
         """With stream_usage="cumulative", the merged input is k times the truth."""
         llm = FakeUsageChatModel(stream_usage="cumulative")
         chunks = list(llm.stream(PROMPT))
-        merged = merge(chunks)
-        true_input = llm.true_prompt_tokens(PROMPT)
-        assert merged.usage_metadata is not None
-        assert merged.usage_metadata["input_tokens"] == len(chunks) * true_input
         assert len(chunks) > 1
+        assert usage(merge(chunks))["input_tokens"] == len(
+            chunks
+        ) * llm.true_prompt_tokens(PROMPT)
 
     def test_cumulative_last_chunk_is_the_truth(self):
         """With stream_usage="cumulative", the last chunk alone is the true usage."""
-        llm = FakeUsageChatModel(stream_usage="cumulative")
-        chunks = list(llm.stream(PROMPT))
-        assert (
-            chunks[-1].usage_metadata
-            == FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        )
-        outputs = [c.usage_metadata["output_tokens"] for c in chunks]  # type: ignore[index]
+        chunks = list(FakeUsageChatModel(stream_usage="cumulative").stream(PROMPT))
+        assert usage(chunks[-1]) == true_usage()
+
+    def test_cumulative_output_never_decreases(self):
+        """With stream_usage="cumulative", the running output grows chunk by chunk."""
+        chunks = list(FakeUsageChatModel(stream_usage="cumulative").stream(PROMPT))
+        outputs = [usage(chunk)["output_tokens"] for chunk in chunks]
         assert outputs == sorted(outputs)
 
-    def test_cumulative_inflation_reaches_on_llm_end(self):
+    def test_cumulative_inflation_reaches_on_llm_end(self, recorder):
         """The handler's merged message after stream() carries the inflated sum."""
-        recorder = Recorder()
         llm = FakeUsageChatModel(stream_usage="cumulative", callbacks=[recorder])
         chunks = list(llm.stream(PROMPT))
-        message = recorder.ends[0].generations[0][0].message
-        assert message.usage_metadata["input_tokens"] == len(
+        assert usage(recorder.ended_with())["input_tokens"] == len(
             chunks
         ) * llm.true_prompt_tokens(PROMPT)
 
     @pytest.mark.parametrize(
-        "kwargs",
+        "fields",
         [
             pytest.param({"stream_usage": "none"}, id="stream-usage-none"),
             pytest.param(
@@ -388,9 +471,9 @@ class TestStream:
             ),
         ],
     )
-    def test_no_usage_when_disabled(self, kwargs):
+    def test_no_usage_when_disabled(self, fields):
         """Streams carry no usage when usage is off."""
-        merged = merge(list(FakeUsageChatModel(**kwargs).stream(PROMPT)))
+        merged = merge(list(FakeUsageChatModel(**fields).stream(PROMPT)))
         assert merged.usage_metadata is None
 
     def test_tool_call_streams_as_chunks(self):
@@ -406,42 +489,29 @@ class TestAsync:
 
     def test_ainvoke_reports_true_usage(self):
         """An ainvoke reports the same usage as invoke."""
-        reply = asyncio.run(FakeUsageChatModel().ainvoke(PROMPT))
-        assert (
-            reply.usage_metadata == FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        )
+        assert usage(asyncio.run(FakeUsageChatModel().ainvoke(PROMPT))) == true_usage()
 
     def test_abatch_reports_each_prompt(self):
         """Each prompt in abatch gets its true input count."""
         llm = FakeUsageChatModel()
         prompts = [[HumanMessage(f"q{i} " * i)] for i in range(1, 6)]
         replies = asyncio.run(llm.abatch(prompts))
-        assert [r.usage_metadata["input_tokens"] for r in replies] == [  # type: ignore[index]
+        assert [usage(r)["input_tokens"] for r in replies] == [
             llm.true_prompt_tokens(p) for p in prompts
         ]
 
     def test_astream_final_merged_usage_is_true(self):
         """An astream with "final" merges to the true usage."""
-
-        async def collect() -> list[AIMessageChunk]:
-            return [chunk async for chunk in FakeUsageChatModel().astream(PROMPT)]
-
-        merged = merge(asyncio.run(collect()))
-        assert (
-            merged.usage_metadata == FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        )
+        merged = merge(astream_chunks(FakeUsageChatModel(), PROMPT))
+        assert usage(merged) == true_usage()
 
     def test_astream_cumulative_is_inflated(self):
         """An astream with "cumulative" merges to k times the true input."""
         llm = FakeUsageChatModel(stream_usage="cumulative")
-
-        async def collect() -> list[AIMessageChunk]:
-            return [chunk async for chunk in llm.astream(PROMPT)]
-
-        chunks = asyncio.run(collect())
-        assert merge(chunks).usage_metadata["input_tokens"] == len(
+        chunks = astream_chunks(llm, PROMPT)
+        assert usage(merge(chunks))["input_tokens"] == len(
             chunks
-        ) * llm.true_prompt_tokens(PROMPT)  # type: ignore[index]
+        ) * llm.true_prompt_tokens(PROMPT)
 
     def test_latency_awaits_asyncio_sleep(self, monkeypatch):
         """The latency is awaited through asyncio.sleep on the async paths only."""
@@ -468,22 +538,33 @@ class TestAsync:
 class TestTools:
     """Behaviour of bind_tools, tool calls and structured output."""
 
-    def test_bound_tools_reach_invocation_params(self):
+    @pytest.fixture
+    def agent_turns(self) -> tuple[AIMessage, AIMessage, list[BaseMessage]]:
+        """Two turns of an agent loop: a tool call, then an answer to its result."""
+        llm = FakeUsageChatModel(tool_calls_every=1).bind_tools([get_weather])
+        first = llm.invoke(PROMPT)
+        history = [
+            *PROMPT,
+            first,
+            ToolMessage("sunny", tool_call_id=first.tool_calls[0]["id"]),
+        ]
+        return first, llm.invoke(history), history
+
+    def test_bound_tools_reach_invocation_params(self, recorder):
         """bind_tools puts OpenAI-format tools into invocation_params."""
-        recorder = Recorder()
         llm = FakeUsageChatModel(callbacks=[recorder]).bind_tools([get_weather])
         llm.invoke(PROMPT)
         tools = recorder.starts[0]["invocation_params"]["tools"]
-        assert tools[0]["type"] == "function"
-        assert tools[0]["function"]["name"] == "get_weather"
+        assert tools == [convert_to_openai_tool(get_weather)]
 
     def test_bound_tools_grow_input(self):
         """Binding tools grows the reported input by the preamble and schemas."""
         llm = FakeUsageChatModel()
-        plain = llm.invoke(PROMPT).usage_metadata
-        bound = llm.bind_tools([get_weather]).invoke(PROMPT).usage_metadata
-        schema = testing._canonical_json(testing._as_openai_tools([get_weather])[0])
-        assert bound["input_tokens"] - plain["input_tokens"] == 300 + cl100k(schema)  # type: ignore[index]
+        plain = usage(llm.invoke(PROMPT))
+        bound = usage(llm.bind_tools([get_weather]).invoke(PROMPT))
+        assert bound["input_tokens"] - plain["input_tokens"] == 300 + schema_tokens(
+            [get_weather]
+        )
 
     def test_tool_calls_every_second_call(self):
         """tool_calls_every=2 calls the first tool on every second call."""
@@ -504,45 +585,29 @@ class TestTools:
             .invoke(PROMPT)
         )
         call = reply.tool_calls[0]
-        expected = (
-            cl100k(call["name"]) + cl100k(testing._canonical_json(call["args"])) + 3
-        )
-        assert reply.usage_metadata["output_tokens"] == expected  # type: ignore[index]
+        expected = tokens(call["name"]) + tokens(canonical(call["args"])) + 3
+        assert usage(reply)["output_tokens"] == expected
 
-    def test_agent_loop_ends_after_tool_result(self):
+    def test_agent_loop_ends_after_tool_result(self, agent_turns):
         """After a tool result the model answers in text, so agent loops end."""
-        llm = FakeUsageChatModel(tool_calls_every=1).bind_tools([get_weather])
-        first = llm.invoke(PROMPT)
-        history = [
-            *PROMPT,
-            first,
-            ToolMessage("sunny", tool_call_id=first.tool_calls[0]["id"]),
-        ]
-        second = llm.invoke(history)
+        first, second, _ = agent_turns
         assert first.tool_calls
         assert not second.tool_calls
         assert second.text
 
-    def test_agent_loop_input_counts_history(self):
+    def test_agent_loop_input_counts_history(self, agent_turns):
         """The second turn of an agent loop reports the true count of the history."""
-        model = FakeUsageChatModel(tool_calls_every=1)
-        llm = model.bind_tools([get_weather])
-        first = llm.invoke(PROMPT)
-        history = [
-            *PROMPT,
-            first,
-            ToolMessage("sunny", tool_call_id=first.tool_calls[0]["id"]),
-        ]
-        second = llm.invoke(history)
-        assert second.usage_metadata["input_tokens"] == model.true_prompt_tokens(
+        _, second, history = agent_turns
+        assert usage(second)["input_tokens"] == FakeUsageChatModel().true_prompt_tokens(
             history, [get_weather]
-        )  # type: ignore[index]
+        )
 
     @pytest.mark.parametrize(
         ("tool_choice", "name"),
         [
             pytest.param("any", "get_weather", id="any"),
             pytest.param("required", "get_weather", id="required"),
+            pytest.param(True, "get_weather", id="true"),
             pytest.param("get_time", "get_time", id="by-name"),
             pytest.param(
                 {"type": "function", "function": {"name": "get_time"}},
@@ -583,40 +648,29 @@ class TestTools:
 class TestLangSmithParams:
     """What LangChain reports to handlers at the start of a run."""
 
-    def test_ls_params(self):
-        """The model reports provider, configured name and type."""
-        assert FakeUsageChatModel(model="fake-claude")._get_ls_params() == {
-            "ls_provider": "anthropic",
-            "ls_model_name": "fake-claude",
-            "ls_model_type": "chat",
-        }
-
-    def test_ls_params_temperature_and_stop(self):
-        """Temperature and stop appear when set; a per-call model name wins."""
-        params = FakeUsageChatModel(temperature=0.2)._get_ls_params(
-            stop=["x"], model="other"
-        )
-        assert params["ls_temperature"] == 0.2
-        assert params["ls_stop"] == ["x"]
-        assert params["ls_model_name"] == "other"
-
-    def test_metadata_reaches_on_chat_model_start(self):
-        """on_chat_model_start metadata carries the LangSmith params."""
-        recorder = Recorder()
+    def test_metadata_reaches_on_chat_model_start(self, recorder):
+        """on_chat_model_start metadata carries provider, configured name and type."""
         FakeUsageChatModel(model="fake-claude", callbacks=[recorder]).invoke(PROMPT)
         metadata = recorder.starts[0]["metadata"]
         assert metadata["ls_provider"] == "anthropic"
         assert metadata["ls_model_name"] == "fake-claude"
         assert metadata["ls_model_type"] == "chat"
 
-    def test_identifying_params_include_model(self):
-        """The identifying params name the model (and so do invocation params)."""
-        recorder = Recorder()
+    def test_temperature_stop_and_per_call_model(self, recorder):
+        """Temperature and stop appear when set; a per-call model name wins."""
+        llm = FakeUsageChatModel(temperature=0.2, callbacks=[recorder])
+        llm.invoke(PROMPT, stop=["x"], model="other")
+        metadata = recorder.starts[0]["metadata"]
+        assert metadata["ls_temperature"] == 0.2
+        assert metadata["ls_stop"] == ["x"]
+        assert metadata["ls_model_name"] == "other"
+
+    def test_identifying_params_include_model(self, recorder):
+        """The invocation params name the model and the model type."""
         FakeUsageChatModel(model="fake-x", callbacks=[recorder]).invoke(PROMPT)
-        assert recorder.starts[0]["invocation_params"]["model"] == "fake-x"
-        assert (
-            recorder.starts[0]["invocation_params"]["_type"] == "fake-usage-chat-model"
-        )
+        params = recorder.starts[0]["invocation_params"]
+        assert params["model"] == "fake-x"
+        assert params["_type"] == "fake-usage-chat-model"
 
 
 class TestUsageDetails:
@@ -624,25 +678,22 @@ class TestUsageDetails:
 
     def test_reasoning_is_reported_and_included(self):
         """Reasoning tokens appear in the details and inside output_tokens."""
-        plain = FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        usage = FakeUsageChatModel(reasoning_tokens=40).invoke(PROMPT).usage_metadata
-        assert usage["output_token_details"] == {"reasoning": 40}  # type: ignore[index]
-        assert usage["output_tokens"] == plain["output_tokens"] + 40  # type: ignore[index]
+        reported = true_usage(reasoning_tokens=40)
+        assert reported["output_token_details"] == {"reasoning": 40}
+        assert reported["output_tokens"] == true_usage()["output_tokens"] + 40
 
     def test_cache_read_is_a_subset_of_input(self):
         """Cache reads are reported as a detail without changing input_tokens."""
-        plain = FakeUsageChatModel().invoke(PROMPT).usage_metadata
-        usage = FakeUsageChatModel(cache_read_tokens=10).invoke(PROMPT).usage_metadata
-        assert usage["input_token_details"] == {"cache_read": 10}  # type: ignore[index]
-        assert usage["input_tokens"] == plain["input_tokens"]  # type: ignore[index]
+        reported = true_usage(cache_read_tokens=10)
+        assert reported["input_token_details"] == {"cache_read": 10}
+        assert reported["input_tokens"] == true_usage()["input_tokens"]
 
     def test_cache_read_is_capped_at_input(self):
         """Cache reads never exceed the prompt."""
-        llm = FakeUsageChatModel(cache_read_tokens=10**6)
-        usage = llm.invoke(PROMPT).usage_metadata
-        assert usage["input_token_details"]["cache_read"] == llm.true_prompt_tokens(
-            PROMPT
-        )  # type: ignore[index]
+        reported = true_usage(cache_read_tokens=10**6)
+        assert reported["input_token_details"] == {
+            "cache_read": reported["input_tokens"]
+        }
 
 
 class TestFailWith:
@@ -660,22 +711,20 @@ class TestFailWith:
             FakeUsageChatModel(fail_with=error).invoke(PROMPT)
         assert caught.value is error
 
-    def test_on_llm_error_fires(self):
+    @pytest.mark.parametrize(
+        "call",
+        [
+            pytest.param(lambda llm: llm.invoke(PROMPT), id="invoke"),
+            pytest.param(lambda llm: list(llm.stream(PROMPT)), id="stream"),
+        ],
+    )
+    def test_on_llm_error_fires(self, recorder, call):
         """The failure reaches on_llm_error and on_llm_end does not fire."""
-        recorder = Recorder()
         llm = FakeUsageChatModel(fail_with=RuntimeError, callbacks=[recorder])
         with pytest.raises(RuntimeError):
-            llm.invoke(PROMPT)
+            call(llm)
         assert [type(e) for e in recorder.errors] == [RuntimeError]
         assert recorder.ends == []
-
-    def test_stream_fires_on_llm_error(self):
-        """A failing stream reaches on_llm_error too."""
-        recorder = Recorder()
-        llm = FakeUsageChatModel(fail_with=RuntimeError, callbacks=[recorder])
-        with pytest.raises(RuntimeError):
-            list(llm.stream(PROMPT))
-        assert [type(e) for e in recorder.errors] == [RuntimeError]
 
     def test_ainvoke_raises(self):
         """fail_with raises through ainvoke."""
@@ -725,23 +774,26 @@ class TestFallbackTokenizer:
 
     @pytest.fixture
     def offline(self, monkeypatch):
-        """Simulate a machine where tiktoken cannot download or find encodings."""
+        """Simulate a machine where tiktoken cannot download or find encodings.
+
+        Goes through the documented offline seam of the tokenizers module:
+        ``load_encoding`` raises, and no tokenizer is loaded yet.
+        """
+        from langchain_tokencal.testing import _tokenizers  # noqa: PLC0415 - the seam
 
         def refuse(name: str) -> tiktoken.Encoding:
             msg = f"cannot download {name}"
             raise OSError(msg)
 
-        monkeypatch.setattr(testing, "_load_encoding", refuse)
-        monkeypatch.setattr(testing, "_TOKENIZERS", {})
+        monkeypatch.setattr(_tokenizers, "load_encoding", refuse)
+        monkeypatch.setattr(_tokenizers, "TOKENIZERS", {})
 
     def test_model_still_works(self, offline):
         """Offline, the model answers and counts with the character-class rule."""
-        llm = FakeUsageChatModel()
-        reply = llm.invoke([HumanMessage("hello")])
-        assert reply.usage_metadata["input_tokens"] == 7 + 5 + 1 + 2  # type: ignore[index]
-        assert reply.usage_metadata["output_tokens"] == testing._charclass_tokens(
-            reply.text
-        )  # type: ignore[index]
+        reply = FakeUsageChatModel().invoke([HumanMessage("hello")])
+        charclass = FakeUsageChatModel(tokenizer="charclass")
+        assert usage(reply)["input_tokens"] == 7 + 5 + 1 + 2
+        assert usage(reply)["output_tokens"] == charclass.get_num_tokens(reply.text)
 
     def test_warns_once_per_encoding(self, offline, caplog):
         """The fallback logs one warning per encoding, not one per call."""
@@ -760,7 +812,7 @@ class TestFallbackTokenizer:
         assert caplog.records == []
 
     @pytest.mark.parametrize(
-        ("text", "tokens"),
+        ("text", "count"),
         [
             pytest.param("", 0, id="empty"),
             pytest.param("word", 1, id="latin-run"),
@@ -772,9 +824,9 @@ class TestFallbackTokenizer:
             pytest.param('{"a":1}', 7, id="json-symbols"),
         ],
     )
-    def test_charclass_rule(self, text, tokens):
+    def test_charclass_rule(self, text, count):
         """The character-class tokenizer follows its documented rule."""
-        assert testing._charclass_tokens(text) == tokens
+        assert FakeUsageChatModel(tokenizer="charclass").get_num_tokens(text) == count
 
 
 class TestOpenAILike:
@@ -782,35 +834,29 @@ class TestOpenAILike:
 
     def test_provider_and_snapshot(self):
         """The preset reports provider openai and an OpenAI-style snapshot."""
-        llm = FakeUsageChatModel.openai_like("gpt-4o")
-        assert llm._get_ls_params()["ls_provider"] == "openai"
-        assert llm.invoke(PROMPT).response_metadata["model_name"] == "gpt-4o-2025-01-01"
+        metadata = FakeUsageChatModel.openai_like("gpt-4o").invoke(PROMPT)
+        assert metadata.response_metadata["model_provider"] == "openai"
+        assert metadata.response_metadata["model_name"] == "gpt-4o-2025-01-01"
 
     def test_openai_accounting(self):
         """Input is 3 per message + role + content (+1 + name) + 3 priming, in o200k."""
-        enc = tiktoken.get_encoding("o200k_base")
 
         def o200k(text: str) -> int:
-            return len(enc.encode_ordinary(text))
+            return tokens(text, "o200k_base")
 
         messages = [SystemMessage("Be brief."), HumanMessage("Hi there", name="bob")]
         expected = 3 + (3 + o200k("system") + o200k("Be brief."))
         expected += 3 + o200k("user") + o200k("Hi there") + 1 + o200k("bob")
         llm = FakeUsageChatModel.openai_like()
-        assert llm.invoke(messages).usage_metadata["input_tokens"] == expected  # type: ignore[index]
+        assert usage(llm.invoke(messages))["input_tokens"] == expected
 
     def test_tools_cost_json_plus_12_each(self):
         """Each bound tool costs its schema's JSON tokens plus 12, with no preamble."""
         llm = FakeUsageChatModel.openai_like()
-        enc = tiktoken.get_encoding("o200k_base")
-        tools = testing._as_openai_tools([get_weather, get_time])
-        expected = sum(
-            len(enc.encode_ordinary(testing._canonical_json(t))) + 12 for t in tools
-        )
-        assert (
-            llm.true_prompt_tokens(PROMPT, tools) - llm.true_prompt_tokens(PROMPT)
-            == expected
-        )
+        tools = [get_weather, get_time]
+        assert llm.true_prompt_tokens(PROMPT, tools) - llm.true_prompt_tokens(
+            PROMPT
+        ) == schema_tokens(tools, "o200k_base") + 12 * len(tools)
 
     def test_overrides_win(self):
         """Keyword arguments override the preset's fields."""
@@ -824,23 +870,58 @@ class TestOpenAILike:
 class TestConfig:
     """Validation of the fields."""
 
-    def test_unknown_tokenizer_is_rejected(self):
-        """An unknown encoding name fails at construction and lists the choices."""
-        with pytest.raises(ValidationError, match="charclass"):
-            FakeUsageChatModel(tokenizer="nope")
+    @pytest.mark.parametrize(
+        ("fields", "match"),
+        [
+            pytest.param({"tokenizer": "nope"}, "charclass", id="unknown-tokenizer"),
+            pytest.param({"responses": []}, "responses", id="empty-responses"),
+            pytest.param(
+                {"tokens_per_message": -1}, "tokens_per_message", id="negative-overhead"
+            ),
+        ],
+    )
+    def test_invalid_fields_are_rejected(self, fields, match):
+        """Invalid fields fail at construction and name what is wrong."""
+        with pytest.raises(ValidationError, match=match):
+            FakeUsageChatModel(**fields)
 
-    def test_empty_responses_are_rejected(self):
-        """An empty responses list is a configuration error."""
-        with pytest.raises(ValidationError):
-            FakeUsageChatModel(responses=[])
-
-    def test_negative_overheads_are_rejected(self):
-        """Template constants cannot be negative."""
-        with pytest.raises(ValidationError):
-            FakeUsageChatModel(tokens_per_message=-1)
-
-    def test_llm_cache_tells_configurations_apart(self):
-        """Differently configured fakes have different identifying params."""
-        first = FakeUsageChatModel()._identifying_params
-        second = FakeUsageChatModel(tokens_per_message=4)._identifying_params
+    def test_llm_cache_tells_configurations_apart(self, recorder):
+        """Differently configured fakes report different invocation params."""
+        FakeUsageChatModel(callbacks=[recorder]).invoke(PROMPT)
+        FakeUsageChatModel(tokens_per_message=4, callbacks=[recorder]).invoke(PROMPT)
+        first, second = (start["invocation_params"] for start in recorder.starts)
         assert first != second
+
+
+def package_imports(path: Path) -> set[str]:
+    """Every `langchain_tokencal` module a source file imports (absolute imports)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = {
+        alias.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import)
+        for alias in n.names
+    }
+    found |= {
+        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    return {name for name in found if name.split(".")[0] == "langchain_tokencal"}
+
+
+class TestIndependence:
+    """The fake model is a ground truth, independent of the code it tests."""
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            pytest.param(path, id=path.name)
+            for path in sorted(Path(testing_package.__file__).parent.glob("*.py"))
+        ],
+    )
+    def test_imports_no_counting_code(self, path):
+        """No module of the fake imports the package's counting, features or calibration."""
+        forbidden = ("_counting", "_features", "_calibration")
+        imported = package_imports(path)
+        assert not {
+            name for name in imported if any(f".{part}" in name for part in forbidden)
+        }
