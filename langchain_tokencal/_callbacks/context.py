@@ -47,7 +47,7 @@ def get_tokencal_callback(
     Example:
         ```python
         from langchain_tokencal import get_tokencal_callback
-        from langchain_tokencal.testing._model import FakeUsageChatModel
+        from langchain_tokencal.testing import FakeUsageChatModel
 
         llm = FakeUsageChatModel(model="fake-claude")
         with get_tokencal_callback() as handler:

@@ -74,7 +74,7 @@ class TokenCalibrationHandler(CallbackHooks):
     Example:
         ```python
         from langchain_tokencal import TokenCalibrationHandler
-        from langchain_tokencal.testing._model import FakeUsageChatModel
+        from langchain_tokencal.testing import FakeUsageChatModel
 
         handler = TokenCalibrationHandler()
         llm = FakeUsageChatModel(model="fake-claude", callbacks=[handler])
