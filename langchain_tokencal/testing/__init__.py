@@ -28,7 +28,7 @@ already count); any other block counts its JSON. ``tokens`` is the
 plus the tool calls counted as above, plus ``reasoning_tokens``.
 """
 
-from langchain_tokencal.testing import FakeUsageChatModel
+from langchain_tokencal.testing._model import FakeUsageChatModel
 
 __all__ = [
     "FakeUsageChatModel",
