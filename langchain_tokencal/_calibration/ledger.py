@@ -98,12 +98,11 @@ class Ledger:
 
     Example:
         ```python
-        from langchain_tokencal._calibration.ledger import Ledger, prefix_hashes
+        from langchain_tokencal._calibration.ledger import Ledger
 
         ledger = Ledger(max_size=1000)
-        hashes = prefix_hashes(0, [1, 2, 3])
-        ledger.record_prompt(hashes[-1], 42)
-        assert ledger.longest_prefix(prefix_hashes(0, [1, 2, 3, 4])) == (3, 42)
+        ledger.record(0, [1, 2, 3], 42)
+        assert ledger.anchor(0, [1, 2, 3, 4]) == (3, 42)
         ```
     """
 
@@ -133,7 +132,10 @@ class Ledger:
     ) -> tuple[int, int] | None:
         """The longest reported prefix of a prompt: ``(messages, tokens)``.
 
-        Like `longest_prefix`, but hashes only what could match.
+        Scans from the longest candidate prefix down, so the common case (the
+        previous turn of a growing conversation) costs one or two lookups, and
+        hashes only prefixes that end on a recorded prompt's last digest: a list
+        that extends no recorded prompt costs no hashing at all.
         """
         if not digests or _pair(tool_fingerprint, digests[0]) not in self._firsts:
             return None
@@ -149,31 +151,13 @@ class Ledger:
                 return i + 1, tokens
         return None
 
-    def longest_prefix(self, hashes: Sequence[int]) -> tuple[int, int] | None:
-        """The longest reported prefix: ``(number of messages, tokens)``.
-
-        Scans from the longest prefix down, so the common case (the previous
-        turn of a growing conversation) costs one or two lookups.
-        """
-        prompts = self.prompts
-        for i in range(len(hashes) - 1, -1, -1):
-            tokens = prompts.get(hashes[i])
-            if tokens is not None:
-                return i + 1, tokens
-        return None
-
-    def record_prompt(self, prompt_hash: int, tokens: int) -> None:
-        """Remember the reported input tokens of a whole prompt, by its hash.
-
-        `record` also feeds the filters `anchor` relies on; use it for prompts
-        that `anchor` should find.
-        """
-        self.prompts.put(prompt_hash, tokens)
-
     def record(self, tool_fingerprint: int, digests: Sequence[int], tokens: int) -> int:
-        """Remember a whole prompt's reported input tokens; return its hash."""
+        """Remember a whole prompt's reported input tokens; return its hash.
+
+        The hash of a prompt without messages is its tool fingerprint.
+        """
         if not digests:
-            self.record_prompt(tool_fingerprint, tokens)
+            self.prompts.put(tool_fingerprint, tokens)
             return tool_fingerprint
         prompt_hash = prefix_hashes(tool_fingerprint, digests)[-1]
         self.insert(tool_fingerprint, digests[0], digests[-1], prompt_hash, tokens)
@@ -215,10 +199,6 @@ class Ledger:
         """The tool set's base cost after blending in an observed one."""
         old = self.bases.peek(tool_fingerprint)
         return observed if old is None else old + _BASE_ALPHA * (observed - old)
-
-    def update_base(self, tool_fingerprint: int, observed: float) -> None:
-        """Blend an observed base cost into the tool set's moving average."""
-        self.bases.put(tool_fingerprint, self.blended_base(tool_fingerprint, observed))
 
     def stats(self) -> LedgerStats:
         """Snapshot of the three maps' statistics."""

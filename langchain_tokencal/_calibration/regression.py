@@ -41,7 +41,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
-from operator import itemgetter, mul
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from langchain_tokencal._calibration.kernels import Kernels, kernels, tri
@@ -164,7 +164,8 @@ class Calibrator:
         x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0)
         for _ in range(5):
             cal.add(x, residual=120.0, local=1000.0)
-        assert abs(cal.predict(x) - 120.0) < 10
+        predicted = sum(c * v for c, v in zip(cal.coefficients, x, strict=True))
+        assert abs(predicted - 120.0) < 10
         ```
     """
 
@@ -220,16 +221,6 @@ class Calibrator:
                     full[i] = c
             coef = self._coef = tuple(full)
         return coef
-
-    def predict(self, x: Sequence[float]) -> float:
-        """Predicted residual (true minus local tokens) for feature vector ``x``.
-
-        Raises:
-            ConfigError: If ``x`` does not have `N_COEFFICIENTS` values.
-        """
-        _check(x)
-        total: float = sum(map(mul, self.coefficients, x))
-        return total
 
     def variance(self, x: Sequence[float]) -> float:
         """Posterior variance of the predicted residual for ``x`` (tokens squared).
@@ -360,29 +351,6 @@ class Calibrator:
             tuple(self._prior.means[i] for i in active),
         )
         self._dirty = True
-
-    def state(self) -> dict[str, object]:
-        """Sufficient statistics, for persistence (numbers only).
-
-        ``ata`` (the full symmetric matrix) and ``atb`` are the decayed,
-        weighted normal equations without the prior, in `COEFFICIENT_NAMES`
-        order; ``scaled`` holds the recent standardized errors behind the Huber
-        weights, oldest first.
-        """
-        s, active = self._scale, self._active
-        ata = [[0.0] * N_COEFFICIENTS for _ in range(N_COEFFICIENTS)]
-        atb = [0.0] * N_COEFFICIENTS
-        for a, i in enumerate(active):
-            atb[i] = self._atb[a] * s
-            for b, j in enumerate(active[: a + 1]):
-                ata[i][j] = ata[j][i] = self._ata[tri(a, b)] * s
-        return {
-            "ata": ata,
-            "atb": atb,
-            "points": self.points,
-            "downweighted": self.downweighted,
-            "scaled": list(self._scaled),
-        }
 
 
 def _single(index: int) -> Callable[[Sequence[float]], tuple[float]]:

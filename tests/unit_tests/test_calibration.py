@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -16,27 +17,29 @@ from langchain_tokencal._calibration.regression import (
 )
 from langchain_tokencal.errors import ConfigError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def _x(
-    *,
-    framing: float = 1.0,
-    tools: float = 0.0,
-    schema: float = 0.0,
-    messages: float = 2.0,
-    text: float = 0.0,
-    code: float = 0.0,
-    cjk: float = 0.0,
-    european: float = 0.0,
-    arabic: float = 0.0,
-    indic: float = 0.0,
-    other: float = 0.0,
-    digits: float = 0.0,
-    image: float = 0.0,
-) -> tuple[float, ...]:
-    return (
-        framing, tools, schema, messages, text, code, cjk,
-        european, arabic, indic, other, digits, image,
-    )  # fmt: skip
+N = N_COEFFICIENTS
+
+
+# Short names of the features, in `COEFFICIENT_NAMES` order.
+_FEATURES = (
+    "framing", "tools", "schema", "messages", "text", "code", "cjk",
+    "european", "arabic", "indic", "other", "digits", "image",
+)  # fmt: skip
+
+
+def _x(**features: float) -> tuple[float, ...]:
+    """A feature vector: one framed prompt of two messages, plus ``features``."""
+    assert set(features) <= set(_FEATURES), features
+    values = {"framing": 1.0, "messages": 2.0, **features}
+    return tuple(float(values.get(name, 0.0)) for name in _FEATURES)
+
+
+def _predict(cal: Calibrator, x: tuple[float, ...]) -> float:
+    """The predicted residual: the coefficients dotted with the features."""
+    return sum(c * v for c, v in zip(cal.coefficients, x, strict=True))
 
 
 class _Truth:
@@ -72,7 +75,7 @@ class TestCalibrator:
     def test_starts_at_zero_residual(self) -> None:
         """With no observations the prediction is the local count (residual 0)."""
         cal = Calibrator(Prior.approximate())
-        assert cal.predict(_x(text=500)) == 0.0
+        assert _predict(cal, _x(text=500)) == 0.0
         assert cal.points == 0
 
     def test_first_call_with_tools_goes_to_the_preamble(self) -> None:
@@ -112,7 +115,7 @@ class TestCalibrator:
         for _ in range(50):
             x = _random_prompt(rng, tools=rng.random() < 0.5)
             total = _local(x) + truth.residual(x)
-            assert abs(cal.predict(x) - truth.residual(x)) / total < 0.01
+            assert abs(_predict(cal, x) - truth.residual(x)) / total < 0.01
 
     def test_outlier_is_downweighted(self) -> None:
         """One absurd report among consistent ones barely moves the fit."""
@@ -145,8 +148,8 @@ class TestCalibrator:
     def test_anthropic_prior_expects_the_documented_tool_preamble(self) -> None:
         """Before any report, an Anthropic model with tools expects 346 hidden tokens."""
         cal = Calibrator(Prior.approximate("anthropic"))
-        assert cal.predict(_x(tools=1, schema=120, text=50)) == pytest.approx(346.0)
-        assert Calibrator(Prior.approximate()).predict(_x(tools=1)) == 0.0
+        assert _predict(cal, _x(tools=1, schema=120, text=50)) == pytest.approx(346.0)
+        assert _predict(Calibrator(Prior.approximate()), _x(tools=1)) == 0.0
 
     def test_exact_prior_resists_noise(self) -> None:
         """An exact counter's prior keeps content rates near zero on tiny data."""
@@ -154,18 +157,40 @@ class TestCalibrator:
         cal.add(_x(text=100), residual=5.0, local=110.0)
         assert abs(cal.coefficients[4]) < 0.01
 
-    def test_rejects_bad_configuration(self) -> None:
+    @pytest.mark.parametrize(
+        ("window", "prior", "match"),
+        [
+            pytest.param(0, Prior.approximate(), "max_points", id="window-below-one"),
+            pytest.param(
+                500,
+                Prior(stds=(1.0,), noise_rel=0.1, noise_abs=1.0),
+                "standard deviations",
+                id="short-prior",
+            ),
+        ],
+    )
+    def test_rejects_bad_configuration(
+        self, window: int, prior: Prior, match: str
+    ) -> None:
         """A window below one or a prior of the wrong length is a ConfigError."""
-        with pytest.raises(ConfigError, match="max_points"):
-            Calibrator(Prior.approximate(), window=0)
-        with pytest.raises(ConfigError, match="standard deviations"):
-            Calibrator(Prior(stds=(1.0,), noise_rel=0.1, noise_abs=1.0))
+        with pytest.raises(ConfigError, match=match):
+            Calibrator(prior, window=window)
 
-    def test_rejects_wrong_feature_length(self) -> None:
+    @pytest.mark.parametrize(
+        "use",
+        [
+            pytest.param(lambda cal: cal.add((1.0, 2.0), 1.0, 1.0), id="add-short"),
+            pytest.param(
+                lambda cal: cal.variance((1.0,) * (N + 1)), id="variance-long"
+            ),
+        ],
+    )
+    def test_rejects_wrong_feature_length(
+        self, use: Callable[[Calibrator], object]
+    ) -> None:
         """A feature vector of the wrong length is refused with its size."""
-        cal = Calibrator(Prior.approximate())
         with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
-            cal.add((1.0, 2.0), residual=1.0, local=1.0)
+            use(Calibrator(Prior.approximate()))
 
     @settings(max_examples=200, deadline=None)
     @given(
@@ -205,14 +230,6 @@ class TestCalibrator:
         for ca, cb in zip(a.coefficients, b.coefficients, strict=True):
             assert ca == pytest.approx(cb, rel=1e-6, abs=1e-6)
 
-    def test_predict_and_variance_reject_wrong_feature_length(self) -> None:
-        """predict() and variance() refuse a vector of the wrong size too."""
-        cal = Calibrator(Prior.approximate())
-        with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
-            cal.predict((1.0, 2.0))
-        with pytest.raises(ConfigError, match=str(N_COEFFICIENTS)):
-            cal.variance((1.0,) * (N_COEFFICIENTS + 1))
-
     def test_unseen_feature_has_its_prior_variance(self) -> None:
         """A feature no report has touched keeps its prior spread exactly."""
         prior = Prior.approximate()
@@ -228,14 +245,18 @@ class TestCalibrator:
         assert cal.variance(_x(text=100)) < (100 * prior.stds[4]) ** 2
 
     def test_window_of_one_remembers_only_the_last_report(self) -> None:
-        """With window=1 the statistics hold the newest report alone."""
-        cal = Calibrator(Prior.approximate(), window=1)
+        """With window=1 the fit is that of the newest report alone."""
+        prior = Prior.approximate()
+        cal = Calibrator(prior, window=1)
         cal.add(_x(text=500), residual=40.0, local=503.0)
         x = _x(code=200, messages=1)
-        weight = cal.add(x, residual=-10.0, local=207.0)
-        sigma = cal.noise(207.0)
-        w = weight / sigma**2
-        state = cal.state()
-        assert state["ata"][4][4] == 0.0  # the text report is forgotten
-        assert state["ata"][5][5] == pytest.approx(w * 200 * 200, rel=1e-12)
-        assert state["atb"][5] == pytest.approx(w * 200 * -10.0, rel=1e-12)
+        cal.add(x, residual=-10.0, local=207.0)
+        fresh = Calibrator(prior, window=1)
+        fresh.add(x, residual=-10.0, local=207.0)
+        assert cal.coefficients == pytest.approx(fresh.coefficients, rel=1e-12)
+        assert cal.variance(x) == pytest.approx(fresh.variance(x), rel=1e-12)
+        # The text report is forgotten: its feature is back to its prior spread.
+        text = _x(framing=0, messages=0, text=100)
+        assert cal.variance(text) == pytest.approx(
+            (100 * prior.stds[4]) ** 2, rel=1e-12
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from langchain_tokencal._calibration.ledger import Ledger, LedgerStats, prefix_hashes
 
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
+Remember = Callable[[Ledger, int, list[int], int], object]
 
 
 class Clock:
@@ -21,6 +24,31 @@ class Clock:
     def __call__(self) -> float:
         """The current time."""
         return self.now
+
+
+def _replay(
+    ledger: Ledger, tool_fingerprint: int, digests: list[int], tokens: int
+) -> None:
+    """Remember a prompt as the counter replays a ``prompt`` event: by `insert`."""
+    prompt_hash = prefix_hashes(tool_fingerprint, digests)[-1]
+    ledger.insert(tool_fingerprint, digests[0], digests[-1], prompt_hash, tokens)
+
+
+def _observe_base(ledger: Ledger, tool_fingerprint: int, observed: float) -> None:
+    """Learn a base cost as the counter does: blend, then store the blended value."""
+    ledger.bases.put(tool_fingerprint, ledger.blended_base(tool_fingerprint, observed))
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(Ledger.record, id="record"),
+        pytest.param(_replay, id="insert"),
+    ]
+)
+def remember(request: pytest.FixtureRequest) -> Remember:
+    """The two ways a reported prompt enters the ledger: learned, or replayed."""
+    fn: Remember = request.param
+    return fn
 
 
 class TestPrefixHashes:
@@ -79,52 +107,72 @@ class TestPrefixHashes:
         assert prefix_hashes(0, digests)[-1] != prefix_hashes(0, digests[::-1])[-1]
 
 
-class TestLongestPrefix:
+class TestAnchor:
     """The anchor of a prompt is its longest reported prefix."""
 
     def test_none_when_nothing_was_reported(self):
         """A ledger with no reports has no anchor."""
-        assert Ledger(100).longest_prefix(prefix_hashes(0, [1, 2])) is None
+        assert Ledger(100).anchor(0, [1, 2]) is None
 
-    def test_empty_prompt_has_no_anchor(self):
-        """An empty hash list has no anchor."""
+    def test_empty_prompt_has_no_anchor(self, remember: Remember):
+        """A prompt without messages has no anchor."""
         ledger = Ledger(100)
-        ledger.record_prompt(123, 10)
-        assert ledger.longest_prefix([]) is None
+        remember(ledger, 0, [1], 10)
+        assert ledger.anchor(0, []) is None
 
-    def test_whole_prompt_is_found(self):
+    def test_whole_prompt_is_found(self, remember: Remember):
         """A reported prompt is its own anchor, with all its messages."""
         ledger = Ledger(100)
-        hashes = prefix_hashes(0, [1, 2, 3])
-        ledger.record_prompt(hashes[-1], 42)
-        assert ledger.longest_prefix(hashes) == (3, 42)
+        remember(ledger, 0, [1, 2, 3], 42)
+        assert ledger.anchor(0, [1, 2, 3]) == (3, 42)
 
-    def test_extension_anchors_on_the_reported_prefix(self):
+    def test_extension_anchors_on_the_reported_prefix(self, remember: Remember):
         """A prompt that extends a reported one anchors on it."""
         ledger = Ledger(100)
-        ledger.record_prompt(prefix_hashes(0, [1, 2])[-1], 30)
-        assert ledger.longest_prefix(prefix_hashes(0, [1, 2, 3, 4])) == (2, 30)
+        remember(ledger, 0, [1, 2], 30)
+        assert ledger.anchor(0, [1, 2, 3, 4]) == (2, 30)
 
-    def test_longest_wins(self):
+    def test_longest_wins(self, remember: Remember):
         """With several reported prefixes, the longest is the anchor."""
         ledger = Ledger(100)
-        hashes = prefix_hashes(0, [1, 2, 3, 4])
-        ledger.record_prompt(hashes[0], 10)
-        ledger.record_prompt(hashes[2], 35)
-        assert ledger.longest_prefix(hashes) == (3, 35)
+        remember(ledger, 0, [1], 10)
+        remember(ledger, 0, [1, 2, 3], 35)
+        assert ledger.anchor(0, [1, 2, 3, 4]) == (3, 35)
 
-    def test_other_tool_set_is_no_anchor(self):
+    def test_other_tool_set_is_no_anchor(self, remember: Remember):
         """A prefix reported with other tools does not anchor."""
         ledger = Ledger(100)
-        ledger.record_prompt(prefix_hashes(1, [1, 2])[-1], 30)
-        assert ledger.longest_prefix(prefix_hashes(2, [1, 2, 3])) is None
+        remember(ledger, 1, [1, 2], 30)
+        assert ledger.anchor(2, [1, 2, 3]) is None
 
-    def test_rerecording_replaces_the_count(self):
+    def test_same_ends_with_other_messages_between_is_no_anchor(
+        self, remember: Remember
+    ):
+        """Sharing the first and last message with a reported prompt is not enough."""
+        ledger = Ledger(100)
+        remember(ledger, 0, [1, 2, 3], 42)
+        assert ledger.anchor(0, [1, 9, 3]) is None
+
+    def test_rerecording_replaces_the_count(self, remember: Remember):
         """A newer report of the same prompt replaces the older count."""
         ledger = Ledger(100)
-        ledger.record_prompt(5, 10)
-        ledger.record_prompt(5, 12)
-        assert ledger.longest_prefix([5]) == (1, 12)
+        remember(ledger, 0, [5], 10)
+        remember(ledger, 0, [5], 12)
+        assert ledger.anchor(0, [5]) == (1, 12)
+
+
+class TestRecord:
+    """record() keys a prompt by the rolling hash of its tool set and messages."""
+
+    def test_returns_the_prompt_hash(self):
+        """The returned key is the last prefix hash of the prompt."""
+        assert Ledger(10).record(7, [1, 2, 3], 42) == prefix_hashes(7, [1, 2, 3])[-1]
+
+    def test_prompt_without_messages_is_keyed_by_its_tool_set(self):
+        """A prompt without messages is kept under its tool fingerprint."""
+        ledger = Ledger(10)
+        assert ledger.record(7, [], 42) == 7
+        assert ledger.prompts.peek(7) == 42
 
 
 class TestMessageCosts:
@@ -166,23 +214,36 @@ class TestBaseCost:
     def test_first_observation_is_taken_as_is(self):
         """The first observed base is the base."""
         ledger = Ledger(10)
-        ledger.update_base(7, 300.0)
+        _observe_base(ledger, 7, 300.0)
         assert ledger.base_cost(7) == 300.0
 
-    def test_later_observations_are_blended(self):
+    @pytest.mark.parametrize(
+        ("observed", "blended"),
+        [
+            pytest.param(400.0, 330.0, id="towards-a-higher-one"),
+            pytest.param(200.0, 270.0, id="towards-a-lower-one"),
+            pytest.param(300.0, 300.0, id="unchanged-by-the-same"),
+        ],
+    )
+    def test_later_observations_move_it_30_percent(self, observed, blended):
         """Each later observation moves the base 30% of the way towards it."""
         ledger = Ledger(10)
-        ledger.update_base(7, 300.0)
-        ledger.update_base(7, 400.0)
-        assert ledger.base_cost(7) == pytest.approx(330.0)
-        ledger.update_base(7, 330.0)
-        assert ledger.base_cost(7) == pytest.approx(330.0)
+        _observe_base(ledger, 7, 300.0)
+        _observe_base(ledger, 7, observed)
+        assert ledger.base_cost(7) == pytest.approx(blended)
+
+    def test_blending_alone_changes_nothing(self):
+        """blended_base() only computes: the base changes when the value is stored."""
+        ledger = Ledger(10)
+        _observe_base(ledger, 7, 300.0)
+        assert ledger.blended_base(7, 400.0) == pytest.approx(330.0)
+        assert ledger.base_cost(7) == 300.0
 
     def test_tool_sets_are_independent(self):
         """Two tool sets keep separate bases."""
         ledger = Ledger(10)
-        ledger.update_base(1, 100.0)
-        ledger.update_base(2, 800.0)
+        _observe_base(ledger, 1, 100.0)
+        _observe_base(ledger, 2, 800.0)
         assert (ledger.base_cost(1), ledger.base_cost(2)) == (100.0, 800.0)
 
     @given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=50))
@@ -190,7 +251,7 @@ class TestBaseCost:
         """The moving average never leaves the range of what was observed."""
         ledger = Ledger(10)
         for value in observations:
-            ledger.update_base(3, value)
+            _observe_base(ledger, 3, value)
         base = ledger.base_cost(3)
         assert base is not None
         assert min(observations) - 1e-6 <= base <= max(observations) + 1e-6
@@ -203,10 +264,19 @@ class TestBounds:
         """No more than max_size prompts are kept; the oldest go first."""
         ledger = Ledger(max_size=3)
         for i in range(10):
-            ledger.record_prompt(i, i + 100)
+            ledger.record(0, [i], i + 100)
         assert ledger.stats().prompts.size == 3
-        assert ledger.longest_prefix([0]) is None
-        assert ledger.longest_prefix([9]) == (1, 109)
+        assert ledger.anchor(0, [0]) is None
+        assert ledger.anchor(0, [9]) == (1, 109)
+
+    def test_recent_prompts_anchor_after_many_reports(self):
+        """However many prompts were reported, the newest ones still anchor."""
+        ledger = Ledger(max_size=4)
+        for i in range(1000):
+            ledger.record(i, [i, i + 1], i)
+        assert [ledger.anchor(i, [i, i + 1, 0]) for i in range(996, 1000)] == [
+            (2, i) for i in range(996, 1000)
+        ]
 
     def test_messages_are_bounded(self):
         """No more than max_size message costs are kept."""
@@ -226,9 +296,9 @@ class TestBounds:
         """Whatever is recorded, each map stays within max_size."""
         ledger = Ledger(max_size=max_size)
         for key in keys:
-            ledger.record_prompt(key, 1)
+            ledger.record(key, [key], 1)
             ledger.set_message_cost(key, 1.0)
-            ledger.update_base(key, 1.0)
+            _observe_base(ledger, key, 1.0)
         stats = ledger.stats()
         assert stats.prompts.size <= max_size
         assert stats.messages.size <= max_size
@@ -238,15 +308,15 @@ class TestBounds:
         """With a TTL, every learned count disappears once it is older than the TTL."""
         clock = Clock()
         ledger = Ledger(max_size=10, ttl=60.0, clock=clock)
-        ledger.record_prompt(1, 42)
+        ledger.record(0, [1], 42)
         ledger.set_message_cost(2, 5.0)
-        ledger.update_base(3, 300.0)
+        _observe_base(ledger, 3, 300.0)
         clock.now = 59.9
-        assert ledger.longest_prefix([1]) == (1, 42)
+        assert ledger.anchor(0, [1]) == (1, 42)
         assert ledger.message_cost(2) == 5.0
         assert ledger.base_cost(3) == 300.0
         clock.now = 60.0
-        assert ledger.longest_prefix([1]) is None
+        assert ledger.anchor(0, [1]) is None
         assert ledger.message_cost(2) is None
         assert ledger.base_cost(3) is None
 
@@ -254,32 +324,48 @@ class TestBounds:
         """A prompt reported again lives a full TTL from the new report."""
         clock = Clock()
         ledger = Ledger(max_size=10, ttl=60.0, clock=clock)
-        ledger.record_prompt(1, 42)
+        ledger.record(0, [1], 42)
         clock.now = 50.0
-        ledger.record_prompt(1, 42)
+        ledger.record(0, [1], 42)
         clock.now = 100.0
-        assert ledger.longest_prefix([1]) == (1, 42)
+        assert ledger.anchor(0, [1]) == (1, 42)
 
     def test_no_ttl_keeps_entries(self):
         """Without a TTL, entries stay however much time passes."""
         clock = Clock()
         ledger = Ledger(max_size=10, clock=clock)
-        ledger.record_prompt(1, 42)
+        ledger.record(0, [1], 42)
         clock.now = 1e9
-        assert ledger.longest_prefix([1]) == (1, 42)
+        assert ledger.anchor(0, [1]) == (1, 42)
 
 
 class TestStats:
     """Ledger statistics."""
 
     def test_stats_snapshot(self):
-        """stats() reports each map's size and lookups."""
+        """stats() reports each map's size and the anchor's lookups."""
         ledger = Ledger(max_size=10)
-        ledger.record_prompt(1, 5)
-        ledger.longest_prefix([1, 2])
+        ledger.record(0, [1], 5)
+        # Both prefixes end on a recorded last message: [1, 2, 1] misses, [1] hits.
+        assert ledger.anchor(0, [1, 2, 1]) == (1, 5)
         stats = ledger.stats()
         assert isinstance(stats, LedgerStats)
         assert stats.prompts.size == 1
         assert stats.prompts.hits == 1
         assert stats.prompts.misses == 1
         assert stats.messages.size == 0
+
+    @pytest.mark.parametrize(
+        "digests",
+        [
+            pytest.param([7, 1], id="other-first-message"),
+            pytest.param([1, 7], id="no-recorded-last-message"),
+        ],
+    )
+    def test_prompt_that_extends_nothing_costs_no_lookup(self, digests):
+        """A list that can extend no recorded prompt is refused before any lookup."""
+        ledger = Ledger(max_size=10)
+        ledger.record(0, [1, 2], 5)
+        assert ledger.anchor(0, digests) is None
+        stats = ledger.stats().prompts
+        assert (stats.hits, stats.misses) == (0, 0)
