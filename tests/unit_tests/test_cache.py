@@ -140,13 +140,19 @@ class TestTTLCacheLRU:
         assert repr(TTLCache(5, 2)) == "TTLCache(max_size=5, ttl=2.0, size=0)"
 
 
+@pytest.fixture
+def timed() -> tuple[TTLCache[str, int], FakeClock]:
+    """A cache of 5 entries that live 10 seconds, and its hand-moved clock."""
+    clock = FakeClock()
+    return TTLCache(5, 10, clock=clock), clock
+
+
 class TestTTLCacheExpiry:
     """Entries older than the TTL are never returned."""
 
-    def test_expired_get_is_a_miss_and_an_expiration(self):
+    def test_expired_get_is_a_miss_and_an_expiration(self, timed):
         """An entry as old as the ttl is dropped by get, counted as both."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 9.9
         assert cache.get("a") == 1
@@ -156,10 +162,9 @@ class TestTTLCacheExpiry:
         assert (stats.hits, stats.misses, stats.expirations) == (1, 1, 1)
         assert len(cache) == 0
 
-    def test_peek_hides_expired(self):
+    def test_peek_hides_expired(self, timed):
         """A peek never shows an expired entry."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 5
         cache.put("b", 2)
@@ -167,10 +172,9 @@ class TestTTLCacheExpiry:
         assert cache.peek("a") is None
         assert cache.peek("b") == 2
 
-    def test_stats_average_age_and_live_size(self):
+    def test_stats_average_age_and_live_size(self, timed):
         """The stats count live entries only and averages their ages."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 4
         cache.put("b", 2)

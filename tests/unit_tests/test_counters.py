@@ -45,6 +45,7 @@ from langchain_tokencal._counting.openai_rules import (
 )
 from langchain_tokencal._features import NO_TOOLS
 from langchain_tokencal.errors import ConfigError, UnknownModelError
+from tests.unit_tests.test_counters_openai_parity import WEATHER_TOOL
 
 HISTORY: list[BaseMessage] = [
     SystemMessage("You are a helpful assistant. Answer in one sentence."),
@@ -56,29 +57,6 @@ HISTORY: list[BaseMessage] = [
     AIMessage("a:\n  - 1\n  - 2\n  - 3"),
     HumanMessage("Thanks! Now in Russian: спасибо."),
 ]
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {
-                    "type": "string",
-                    "description": "The city and state, e.g. San Francisco, CA",
-                },
-                "unit": {
-                    "type": "string",
-                    "description": "The unit of temperature to return",
-                    "enum": ["celsius", "fahrenheit"],
-                },
-            },
-            "required": ["location"],
-        },
-    },
-}
 
 
 def png_url(width: int, height: int) -> str:
