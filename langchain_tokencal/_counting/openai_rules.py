@@ -317,7 +317,7 @@ def encoding_for_model(model: str) -> str:
 
     Example:
         ```python
-        from langchain_tokencal._counting.local import encoding_for_model
+        from langchain_tokencal._counting import encoding_for_model
 
         assert encoding_for_model("gpt-4o-mini") == "o200k_base"
         assert encoding_for_model("openai/gpt-4") == "cl100k_base"

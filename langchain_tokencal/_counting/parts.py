@@ -1,4 +1,4 @@
-"""Message normalization for local counting: parts, memo keys and digests.
+"""Message parts: what a chat-completions prompt renders of a message.
 
 A LangChain message reaches a counter in many shapes: string or block content
 (OpenAI, Anthropic, LangChain v0 and v1 standard blocks), tool calls parsed or
@@ -6,43 +6,28 @@ raw, names in a field or in ``additional_kwargs``. `message_parts` reduces it to
 what a chat-completions prompt renders: role, name, text pieces, images, tool
 calls and tool-call id, following langchain-openai's message conversion;
 `plain_parts` does it cheaply for the usual shape (string content, no tool
-calls).
-
-`memo_key` keys a message for the counters' memo (process-local, cheap);
-`memo_lookup` keys a whole list and looks it up in one pass, the hot path of
-counting a history seen before. `message_digest` is the stable hash that
-knowledge about a message is kept under.
+calls). Thread-safe (pure, apart from `kind_of`'s growing tables).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import xxhash
-from langchain_core.messages import (
-    AIMessage,
-    BaseMessage,
-    ChatMessage,
-    FunctionMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from langchain_tokencal._counting.kinds import (
+    AI_CLASSES,
+    CHAT,
+    FIXED_ROLES,
+    RELEVANT_EXTRAS,
+    TOOL_CLASSES,
+    kind_of,
 )
 
-__all__ = [
-    "MessageParts",
-    "all_messages",
-    "freeze",
-    "memo_key",
-    "memo_lookup",
-    "message_digest",
-    "message_parts",
-    "plain_digest",
-    "plain_parts",
-]
+__all__ = ["MessageParts", "message_parts", "plain_parts"]
 
 # Blocks OpenAI's converter drops (reasoning) or that duplicate the message's
 # parsed tool calls; counting them would count a tool call twice.
@@ -62,8 +47,6 @@ _SKIPPED_BLOCKS: Final = frozenset(
     }
 )
 _IMAGE_BLOCKS: Final = frozenset({"image", "image_url", "input_image"})
-V = TypeVar("V")
-_DICT: Final = object()  # marks frozen dicts so they never equal a frozen list
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,263 +73,6 @@ class MessageParts:
     tool_call_id: str | None
 
 
-def freeze(obj: Any) -> Hashable:
-    """Turn JSON-like data into a hashable value, equal iff the JSON is equal.
-
-    Strings are kept as they are, so their cached hashes are reused (a long
-    argument or base64 image is not rescanned). Floats and booleans are
-    tagged with their type. Unhashable leaves fall back to their ``repr``.
-    """
-    # Exact type checks first: isinstance against the Mapping ABC costs
-    # hundreds of nanoseconds, and tool calls are keyed on every count.
-    cls = type(obj)
-    if cls is str or cls is int or obj is None:
-        return obj  # type: ignore[no-any-return]
-    if cls is float or cls is bool:
-        # 1, 1.0 and True are equal and hash alike, but their JSON differs.
-        return (cls, obj)
-    if cls is dict or (cls is not list and isinstance(obj, Mapping)):
-        # String and int leaves inline: a call per leaf would double the cost.
-        return (
-            _DICT,
-            *[
-                (k, v)
-                if type(v) is str or type(v) is int or v is None
-                else (k, freeze(v))
-                for k, v in obj.items()
-            ],
-        )
-    if cls is list or isinstance(obj, (list, tuple)):
-        return tuple([freeze(v) for v in obj])
-    try:
-        hash(obj)
-    except TypeError:
-        return repr(obj)
-    return obj  # type: ignore[no-any-return]
-
-
-_RELEVANT_EXTRAS: Final = frozenset(
-    {"name", "__openai_role__", "tool_calls", "function_call"}
-)
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
-_NOT_MESSAGE, _PLAIN, _AI, _TOOL, _CHAT = -1, 0, 1, 2, 3
-_KINDS: dict[type, int] = {}
-# The classes of each kind seen so far, for `memo_lookup`'s dispatch (a set
-# membership test is one bytecode; a dict.get is a method call).
-_PLAIN_CLASSES: set[type] = set()
-_AI_CLASSES: set[type] = set()
-_TOOL_CLASSES: set[type] = set()
-# The role of each message class whose role is fixed (SystemMessage's holds
-# unless additional_kwargs override it, which `plain_parts` checks first).
-_FIXED_ROLES: dict[type, str] = {}
-_ROLE_CLASSES: Final = (
-    (HumanMessage, "user"),
-    (AIMessage, "assistant"),
-    (ToolMessage, "tool"),
-    (FunctionMessage, "function"),
-    (SystemMessage, "system"),
-)
-
-
-def _kind(cls: type) -> int:
-    """Classify a message class once; later lookups are a dict hit.
-
-    NB: ``isinstance`` against pydantic models runs pydantic's Python-level
-    ``__instancecheck__`` (over 100 ns), too slow for a per-message hot path.
-    """
-    kind = _KINDS.get(cls)
-    if kind is None:
-        if not issubclass(cls, BaseMessage):
-            kind = _NOT_MESSAGE
-        elif issubclass(cls, ToolMessage):
-            kind = _TOOL
-        elif issubclass(cls, AIMessage):
-            kind = _AI
-        elif issubclass(cls, ChatMessage):
-            kind = _CHAT
-        else:
-            kind = _PLAIN
-        if kind not in (_CHAT, _NOT_MESSAGE):
-            for base, role in _ROLE_CLASSES:
-                if issubclass(cls, base):
-                    _FIXED_ROLES[cls] = role
-                    break
-        _KINDS[cls] = kind
-        by_kind = {_PLAIN: _PLAIN_CLASSES, _AI: _AI_CLASSES, _TOOL: _TOOL_CLASSES}
-        if kind in by_kind:
-            by_kind[kind].add(cls)
-    return kind
-
-
-def all_messages(items: Iterable[Any]) -> bool:
-    """Whether every item is a `BaseMessage` (a class-cached ``isinstance``)."""
-    kinds = _KINDS
-    # The distinct classes, collected in C: usually four or five.
-    for cls in set(map(type, items)):
-        kind = kinds.get(cls)
-        if kind is None:
-            kind = _kind(cls)
-        if kind == _NOT_MESSAGE:
-            return False
-    return True
-
-
-def memo_key(message: BaseMessage) -> int:
-    """A cheap process-local key: equal keys mean equal features.
-
-    The key is ``hash()`` of a tuple of the message's class, content, name and
-    the other fields its count depends on. A string's hash is cached on the
-    string, so keying a message seen before costs O(1), and the memo keeps no
-    text (or base64 image) alive. A false match needs a collision of the
-    64-bit hash (``Py_hash_t`` on 64-bit builds): with a million distinct
-    messages memoized, about one chance in 37 million. Keys are process-local
-    (string hashing is salted per process) and never persisted. `memo_lookup`
-    computes the same keys for many messages at once.
-    """
-    cls = type(message)
-    kind = _KINDS.get(cls)
-    if kind is None:
-        kind = _kind(cls)
-    # NB: no getattr(message, name, default) here: on a pydantic model a
-    # missing attribute costs microseconds (it builds an AttributeError).
-    content = message.content
-    frozen = content if type(content) is str else freeze(content)
-    if kind == _TOOL:
-        # A tool message's name and additional_kwargs are not sent.
-        return hash((cls, frozen, message.tool_call_id))  # type: ignore[attr-defined]
-    extra = message.additional_kwargs
-    extras = None if not extra or _RELEVANT_EXTRAS.isdisjoint(extra) else _extras(extra)
-    if kind == _AI:
-        calls = message.tool_calls  # type: ignore[attr-defined]
-        invalid = message.invalid_tool_calls  # type: ignore[attr-defined]
-        if calls or invalid:
-            return _calls_key((cls, frozen, message.name, extras), calls, invalid)
-    elif kind == _CHAT:
-        return hash((cls, frozen, message.name, extras, message.role))  # type: ignore[attr-defined]
-    if extras is None:
-        return hash((cls, frozen, message.name))
-    return hash((cls, frozen, message.name, extras))
-
-
-def _extras(extra: Mapping[str, Any]) -> Hashable:
-    """The ``additional_kwargs`` a count reads, frozen."""
-    return freeze(
-        (
-            extra.get("name"),
-            extra.get("__openai_role__"),
-            extra.get("tool_calls"),
-            extra.get("function_call"),
-        )
-    )
-
-
-def _calls_key(head: tuple[Any, ...], calls: list[Any], invalid: list[Any]) -> int:
-    """The key of an AI message with tool calls: what a count reads of each.
-
-    Flat arguments (the usual case) are keyed by their items and the types of
-    their values (1, 1.0 and True hash alike but serialize differently);
-    nested ones through `freeze`.
-
-    Args:
-        head: ``(class, content, name, extras)``, content and extras frozen.
-        calls: ``tool_calls``.
-        invalid: ``invalid_tool_calls``.
-    """
-    try:
-        parts = list(head)
-        for call in calls:
-            args = call["args"]
-            types = tuple(map(type, args.values()))
-            if not _SCALARS.issuperset(types):
-                raise TypeError  # noqa: TRY301 - nested arguments: freeze them
-            parts += (call["name"], call["id"], tuple(args.items()), types)
-        if invalid:
-            parts.append(freeze(invalid))
-        return hash(tuple(parts))
-    except (TypeError, KeyError, AttributeError):
-        return hash(
-            (
-                *head,
-                tuple(
-                    [
-                        (call.get("name"), call.get("id"), freeze(call.get("args")))
-                        for call in calls
-                    ]
-                ),
-                freeze(invalid),
-            )
-        )
-
-
-def memo_lookup(  # noqa: C901 - inlined per kind: a call per message costs more
-    messages: Iterable[Any], get: Callable[[int], V]
-) -> tuple[list[int], list[V]] | None:
-    """Key every message (`memo_key`) and look each key up with ``get``.
-
-    The hot path of counting a history seen before. The common shapes (no
-    tool calls, no name or role in ``additional_kwargs``) are keyed inline,
-    the same way `memo_key` keys them, reading the fields from the pydantic
-    model's ``__dict__``: ``BaseModel`` defines ``__getattr__``, which makes
-    each attribute read several times slower than a dict lookup. Anything
-    else, or anything that fails here, goes to `memo_key`.
-
-    Returns:
-        The keys and what ``get`` returned for each, or None if an item is
-        not a `BaseMessage`.
-    """
-    plain, ai, tool = _PLAIN_CLASSES, _AI_CLASSES, _TOOL_CLASSES
-    disjoint = _RELEVANT_EXTRAS.isdisjoint
-    keys: list[int] = []
-    found: list[V] = []
-    add_key = keys.append
-    add_found = found.append
-    for message in messages:
-        cls = type(message)
-        try:
-            if cls in plain:
-                fields = message.__dict__
-                extra = fields["additional_kwargs"]
-                if not extra or disjoint(extra):
-                    # Block content (a list) is unhashable: memo_key's case.
-                    key = hash((cls, fields["content"], fields["name"]))
-                    add_key(key)
-                    add_found(get(key))
-                    continue
-            elif cls in ai:
-                fields = message.__dict__
-                extra = fields["additional_kwargs"]
-                if not extra or disjoint(extra):
-                    calls = fields["tool_calls"]
-                    invalid = fields["invalid_tool_calls"]
-                    content = fields["content"]
-                    if not (calls or invalid):
-                        key = hash((cls, content, fields["name"]))
-                        add_key(key)
-                        add_found(get(key))
-                        continue
-                    if type(content) is str:
-                        key = _calls_key(
-                            (cls, content, fields["name"], None), calls, invalid
-                        )
-                        add_key(key)
-                        add_found(get(key))
-                        continue
-            elif cls in tool:
-                fields = message.__dict__
-                key = hash((cls, fields["content"], fields["tool_call_id"]))
-                add_key(key)
-                add_found(get(key))
-                continue
-            elif _kind(cls) == _NOT_MESSAGE:
-                return None
-        except (TypeError, KeyError):
-            pass
-        key = memo_key(message)
-        add_key(key)
-        add_found(get(key))
-    return keys, found
-
-
 def plain_parts(
     message: BaseMessage,
 ) -> tuple[str, str | None, str | None, str] | None:
@@ -358,10 +84,10 @@ def plain_parts(
     finds, so the counters can skip it.
     """
     cls = type(message)
-    role = _FIXED_ROLES.get(cls)
+    role = FIXED_ROLES.get(cls)
     if role is None:  # a class never seen, a ChatMessage or an unusual class
-        _kind(cls)
-        role = _FIXED_ROLES.get(cls)
+        kind_of(cls)
+        role = FIXED_ROLES.get(cls)
         if role is None:
             return None
     # The fields straight from the pydantic model's __dict__ (see memo_lookup).
@@ -369,11 +95,11 @@ def plain_parts(
     content = fields.get("content")
     if type(content) is not str:
         return None
-    if cls in _TOOL_CLASSES:
+    if cls in TOOL_CLASSES:
         return role, None, fields.get("tool_call_id"), content
     extra = fields.get("additional_kwargs")
-    if (extra and not _RELEVANT_EXTRAS.isdisjoint(extra)) or (
-        cls in _AI_CLASSES
+    if (extra and not RELEVANT_EXTRAS.isdisjoint(extra)) or (
+        cls in AI_CLASSES
         and (fields.get("tool_calls") or fields.get("invalid_tool_calls"))
     ):
         return None
@@ -384,9 +110,9 @@ def plain_parts(
 def _role(message: BaseMessage) -> str:
     """The role OpenAI sees, as langchain-openai assigns it."""
     cls = type(message)
-    if _kind(cls) == _CHAT:
+    if kind_of(cls) == CHAT:
         return message.role  # type: ignore[attr-defined, no-any-return]
-    role = _FIXED_ROLES.get(cls)
+    role = FIXED_ROLES.get(cls)
     if role == "system":
         return str(message.additional_kwargs.get("__openai_role__", "system"))
     return message.type if role is None else role
@@ -504,56 +230,3 @@ def message_parts(message: BaseMessage) -> MessageParts:
         tool_calls=_tool_calls(message),
         tool_call_id=tool_call_id,
     )
-
-
-def plain_digest(
-    role: str, name: str | None, tool_call_id: str | None, content: bytes
-) -> int:
-    """Stable xxh3_64 of a message with string content and no tool calls.
-
-    The content's UTF-8 bytes are hashed as they are, seeded with a hash of
-    the role, name and tool-call id: no JSON encoding of the text.
-
-    Args:
-        role: The OpenAI role.
-        name: The participant name, or None.
-        tool_call_id: The id a tool message answers, or None.
-        content: ``content.encode("utf-8", "surrogatepass")``.
-    """
-    # repr of a tuple of strings and None is unambiguous and process-stable.
-    seed = xxhash.xxh3_64_intdigest(
-        repr((role, name, tool_call_id)).encode("utf-8", "surrogatepass")
-    )
-    return xxhash.xxh3_64_intdigest(content, seed)
-
-
-def message_digest(message: BaseMessage, parts: MessageParts) -> int:
-    """Stable xxh3_64 of the role, raw content, name, tool calls and tool-call id.
-
-    The raw content (not the extracted parts) is hashed so that blocks a local
-    count ignores (files, audio) still tell messages apart. String content
-    without tool calls, the usual case, takes `plain_digest`.
-    """
-    content = message.content
-    if isinstance(content, str) and not parts.tool_calls:
-        return plain_digest(
-            parts.role,
-            parts.name,
-            parts.tool_call_id,
-            content.encode("utf-8", "surrogatepass"),
-        )
-    payload = [
-        parts.role,
-        parts.name,
-        content,
-        [list(call) for call in parts.tool_calls],
-        parts.tool_call_id,
-    ]
-    text = json.dumps(
-        payload,
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))

@@ -1,4 +1,4 @@
-"""Tests for the bounded TTL + LRU map in `langchain_tokencal._cache.ttl`."""
+"""Tests for the bounded maps of `langchain_tokencal._cache`: TTLCache and RecordMemo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from langchain_tokencal._cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal.errors import ConfigError
@@ -25,14 +25,48 @@ class FakeClock:
         return self.now
 
 
-class TestTTLCacheConfig:
-    """Arguments are validated."""
+def lookup(memo: RecordMemo, keys: list[int]) -> list[bytes | None]:
+    """Look keys up the way the counters do: bare gets, then one report."""
+    found = [memo.get(key) for key in keys]
+    memo.record_lookups(keys, found)
+    return found
 
+
+BOUNDED_MAPS = [
+    pytest.param(TTLCache, id="ttl-cache"),
+    pytest.param(RecordMemo, id="record-memo"),
+]
+
+
+class TestBounds:
+    """Both bounded maps validate their bounds and report the same statistics."""
+
+    @pytest.mark.parametrize("make", BOUNDED_MAPS)
     @pytest.mark.parametrize("max_size", [0, -1, 1.5, True])
-    def test_rejects_bad_max_size(self, max_size):
+    def test_rejects_bad_max_size(self, make, max_size):
         """A max_size below 1 (or not an int) is a ConfigError that names the rule."""
         with pytest.raises(ConfigError, match="max_size"):
-            TTLCache(max_size)
+            make(max_size)
+
+    @pytest.mark.parametrize("make", BOUNDED_MAPS)
+    def test_stats_of_an_untimed_map(self, make):
+        """An untimed map with one entry reports its size, its bound and no age."""
+        bounded = make(5)
+        bounded.put(1, rec(1))
+        assert bounded.stats() == CacheStats(
+            size=1,
+            max_size=5,
+            ttl=None,
+            hits=0,
+            misses=0,
+            evictions=0,
+            expirations=0,
+            average_age=0.0,
+        )
+
+
+class TestTTLCacheConfig:
+    """Arguments are validated."""
 
     @pytest.mark.parametrize("ttl", [0, -5, float("nan")])
     def test_rejects_bad_ttl(self, ttl):
@@ -40,10 +74,10 @@ class TestTTLCacheConfig:
         with pytest.raises(ConfigError, match="ttl"):
             TTLCache(10, ttl)
 
-    def test_exposes_bounds(self):
-        """The max_size and ttl are readable."""
-        cache: TTLCache[str, int] = TTLCache(3, 2)
-        assert (cache.max_size, cache.ttl) == (3, 2.0)
+    def test_reports_bounds(self):
+        """The stats report the max_size and the ttl as a float."""
+        stats = TTLCache(3, 2).stats()
+        assert (stats.max_size, stats.ttl) == (3, 2.0)
 
 
 class TestTTLCacheLRU:
@@ -66,8 +100,7 @@ class TestTTLCacheLRU:
         cache.put("b", 2)
         cache.get("a")
         cache.put("c", 3)
-        assert "b" not in cache
-        assert [k for k, _ in cache.items()] == ["a", "c"]
+        assert [cache.peek(k) for k in "abc"] == [1, None, 3]
         assert cache.stats().evictions == 1
 
     def test_put_replaces_and_refreshes(self):
@@ -78,65 +111,19 @@ class TestTTLCacheLRU:
         cache.put("a", 10)
         cache.put("c", 3)
         assert cache.peek("a") == 10
-        assert "b" not in cache
+        assert cache.peek("b") is None
 
-    def test_peek_and_contains_do_not_count_or_touch(self):
-        """Neither peek nor `in` changes neither the counters nor the LRU order."""
+    def test_peek_does_not_count_or_touch(self):
+        """A peek changes neither the counters nor the LRU order."""
         cache: TTLCache[str, int] = TTLCache(2)
         cache.put("a", 1)
         cache.put("b", 2)
         assert cache.peek("a") == 1
-        assert "a" in cache
         assert cache.peek("zz") is None
         cache.put("c", 3)
-        assert "a" not in cache
+        assert cache.peek("a") is None
         stats = cache.stats()
         assert (stats.hits, stats.misses) == (0, 0)
-
-    def test_pop_removes_without_counting(self):
-        """A pop returns and removes the value; a missing key returns the default."""
-        cache: TTLCache[str, int] = TTLCache(2)
-        cache.put("a", 1)
-        assert cache.pop("a") == 1
-        assert cache.pop("a", 5) == 5
-        assert len(cache) == 0
-        assert cache.stats().hits == 0
-
-    def test_get_many_counts_like_get(self):
-        """A get_many returns values in order and counts each lookup."""
-        cache: TTLCache[str, int] = TTLCache(3)
-        cache.put("a", 1)
-        cache.put("b", 2)
-        assert cache.get_many(["b", "x", "a"]) == [2, None, 1]
-        cache.put("c", 3)
-        cache.put("d", 4)  # "b" was touched before "a": "b" goes first
-        assert "b" not in cache
-        stats = cache.stats()
-        assert (stats.hits, stats.misses) == (2, 1)
-
-    def test_clear_keeps_counters(self):
-        """Clearing drops entries but keeps the running totals."""
-        cache: TTLCache[str, int] = TTLCache(2)
-        cache.put("a", 1)
-        cache.get("a")
-        cache.clear()
-        assert len(cache) == 0
-        assert cache.stats().hits == 1
-
-    def test_stats_of_untimed_cache(self):
-        """An untimed cache reports its size and no age."""
-        cache: TTLCache[str, int] = TTLCache(5)
-        cache.put("a", 1)
-        assert cache.stats() == CacheStats(
-            size=1,
-            max_size=5,
-            ttl=None,
-            hits=0,
-            misses=0,
-            evictions=0,
-            expirations=0,
-            average_age=0.0,
-        )
 
     def test_hit_rate_is_zero_before_lookups(self):
         """The hit rate is 0.0 with no lookups and hits/lookups after."""
@@ -153,13 +140,19 @@ class TestTTLCacheLRU:
         assert repr(TTLCache(5, 2)) == "TTLCache(max_size=5, ttl=2.0, size=0)"
 
 
+@pytest.fixture
+def timed() -> tuple[TTLCache[str, int], FakeClock]:
+    """A cache of 5 entries that live 10 seconds, and its hand-moved clock."""
+    clock = FakeClock()
+    return TTLCache(5, 10, clock=clock), clock
+
+
 class TestTTLCacheExpiry:
     """Entries older than the TTL are never returned."""
 
-    def test_expired_get_is_a_miss_and_an_expiration(self):
+    def test_expired_get_is_a_miss_and_an_expiration(self, timed):
         """An entry as old as the ttl is dropped by get, counted as both."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 9.9
         assert cache.get("a") == 1
@@ -169,45 +162,19 @@ class TestTTLCacheExpiry:
         assert (stats.hits, stats.misses, stats.expirations) == (1, 1, 1)
         assert len(cache) == 0
 
-    def test_peek_contains_items_hide_expired(self):
-        """peek, `in` and items never show an expired entry."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+    def test_peek_hides_expired(self, timed):
+        """A peek never shows an expired entry."""
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 5
         cache.put("b", 2)
         clock.now += 6
         assert cache.peek("a") is None
-        assert "a" not in cache
-        assert "b" in cache
-        assert cache.items() == [("b", 2)]
+        assert cache.peek("b") == 2
 
-    def test_pop_of_expired_returns_default(self):
-        """A pop of an expired entry returns the default and counts an expiration."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 1, clock=clock)
-        cache.put("a", 1)
-        clock.now += 2
-        assert cache.pop("a", -1) == -1
-        assert cache.stats().expirations == 1
-
-    def test_purge_expired(self):
-        """A purge drops only the expired entries and returns how many."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
-        cache.put("a", 1)
-        cache.put("b", 2)
-        clock.now += 6
-        cache.put("c", 3)
-        clock.now += 5
-        assert cache.purge_expired() == 2
-        assert [k for k, _ in cache.items()] == ["c"]
-        assert TTLCache(3).purge_expired() == 0
-
-    def test_stats_average_age_and_live_size(self):
+    def test_stats_average_age_and_live_size(self, timed):
         """The stats count live entries only and averages their ages."""
-        clock = FakeClock()
-        cache: TTLCache[str, int] = TTLCache(5, 10, clock=clock)
+        cache, clock = timed
         cache.put("a", 1)
         clock.now += 4
         cache.put("b", 2)
@@ -293,25 +260,10 @@ class CacheMachine(RuleBasedStateMachine):
         if got is not None:
             assert self.clock.now - self.written[key][1] < self.ttl
 
-    @rule(key=st.integers(0, 9))
-    def pop(self, key: int) -> None:
-        """Pop never returns an expired value."""
-        got = self.cache.pop(key)
-        if got is not None:
-            assert self.clock.now - self.written[key][1] < self.ttl
-
     @rule(dt=st.floats(0, 3))
     def tick(self, dt: float) -> None:
         """Let time pass."""
         self.clock.now += dt
-
-    @precondition(lambda self: self.gets > 0)
-    @rule()
-    def purge(self) -> None:
-        """After a purge only live entries remain."""
-        self.cache.purge_expired()
-        for key in dict(self.cache.items()):
-            assert self.clock.now - self.written[key][1] < self.ttl
 
     @invariant()
     def bounded(self) -> None:
@@ -368,18 +320,12 @@ def rec(value: int) -> bytes:
 class TestRecordMemo:
     """The counters' per-message memo: int keys, bytes records, nearly LRU."""
 
-    @pytest.mark.parametrize("max_size", [0, -1, 1.5, True])
-    def test_rejects_bad_max_size(self, max_size):
-        """A max_size below 1 (or not an int) is a ConfigError that names the rule."""
-        with pytest.raises(ConfigError, match="max_size"):
-            RecordMemo(max_size)
-
-    def test_get_many_counts_hits_and_misses(self):
-        """get_many returns each stored record (or None) and counts every key."""
+    def test_lookups_count_hits_and_misses(self):
+        """Reported lookups return each stored record (or None) and count every key."""
         memo = RecordMemo(8)
         memo.put(1, rec(10))
         memo.put(2, rec(20))
-        found = memo.get_many([2, 3, 1])
+        found = lookup(memo, [2, 3, 1])
         assert [r and r[:-1] for r in found] == [rec(20)[:-1], None, rec(10)[:-1]]
         stats = memo.stats()
         assert (stats.hits, stats.misses, stats.size) == (2, 1, 2)
@@ -388,26 +334,17 @@ class TestRecordMemo:
         """The last byte of a stored record is the memo's, the rest is kept."""
         memo = RecordMemo(8)
         memo.put(1, rec(10))
-        ((key, stored),) = memo.items()
-        assert key == 1
+        stored = memo.get(1)
+        assert stored is not None
         assert stored[:-1] == rec(10)[:-1]
         assert stored[-1] == 0
-
-    def test_get_and_record_lookups_count_like_get_many(self):
-        """Lookups made with the bare get and reported count like get_many."""
-        memo = RecordMemo(8)
-        memo.put(1, rec(10))
-        keys = [1, 5, 1]
-        memo.record_lookups(keys, [memo.get(k) for k in keys])
-        stats = memo.stats()
-        assert (stats.hits, stats.misses) == (2, 1)
 
     def test_evicts_oldest_beyond_max_size(self):
         """Beyond max_size the oldest insertions go, and are counted."""
         memo = RecordMemo(3)
         for key in range(5):
             memo.put(key, rec(key))
-        assert [k for k, _ in memo.items()] == [2, 3, 4]
+        assert [memo.get(k) is not None for k in range(5)] == [False] * 2 + [True] * 3
         stats = memo.stats()
         assert (stats.size, stats.max_size, stats.evictions) == (3, 3, 2)
 
@@ -428,43 +365,23 @@ class TestRecordMemo:
         for key in range(1000):
             memo.put(key, rec(key))
             if key % 30 == 0:
-                assert memo.get_many([-1])[0] is not None
+                assert lookup(memo, [-1])[0] is not None
         assert memo.get(-1) is not None
 
     def test_entries_not_used_are_evicted(self):
         """An entry not hit for max_size insertions is gone."""
         memo = RecordMemo(64)
         memo.put(-1, rec(1))
-        memo.get_many([-1])
+        lookup(memo, [-1])
         for key in range(64):
             memo.put(key, rec(key))
         assert memo.get(-1) is None
 
-    def test_clear_keeps_counters(self):
-        """Clearing drops entries but keeps the running totals."""
-        memo = RecordMemo(4)
-        memo.put(1, rec(1))
-        memo.get_many([1])
-        memo.clear()
-        assert len(memo) == 0
-        assert memo.stats().hits == 1
-
-    def test_stats_shape(self):
-        """Stats are a CacheStats with no TTL and no age."""
+    def test_repr_shows_bound_and_size(self):
+        """The repr names the bound and the size."""
         memo = RecordMemo(5)
         memo.put(1, rec(1))
-        assert memo.stats() == CacheStats(
-            size=1,
-            max_size=5,
-            ttl=None,
-            hits=0,
-            misses=0,
-            evictions=0,
-            expirations=0,
-            average_age=0.0,
-        )
         assert repr(memo) == "RecordMemo(max_size=5, size=1)"
-        assert memo.max_size == 5
 
     def test_concurrent_use_keeps_invariants(self):
         """Eight threads looking up and storing leave the memo bounded and counted."""
@@ -476,7 +393,7 @@ class TestRecordMemo:
             for i in range(2000):
                 key = (seed * 7 + i) % 40
                 if i % 3:
-                    found = memo.get_many([key, key + 1])
+                    found = lookup(memo, [key, key + 1])
                     assert all(
                         r is None or r[:-1] == rec(k)[:-1]
                         for r, k in zip(found, [key, key + 1], strict=True)
@@ -507,7 +424,7 @@ class TestRecordMemo:
                 memo.put(key, rec(i))
                 latest[key] = i
             else:
-                (found,) = memo.get_many([key])
+                (found,) = lookup(memo, [key])
                 lookups += 1
                 if found is not None:
                     assert found[:-1] == rec(latest[key])[:-1]

@@ -1,4 +1,4 @@
-"""Tests for the local counters in `langchain_tokencal._counting.local`."""
+"""Tests for the local counters of `langchain_tokencal._counting`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import inspect
 import logging
 import struct
+import sys
 import zlib
 from typing import Any
 
@@ -35,9 +36,8 @@ from langchain_tokencal import (
     TokenCounter,
     local_counter,
 )
-from langchain_tokencal._counting import as_messages
-from langchain_tokencal._counting import local as counters
-from langchain_tokencal._counting.local import encoding_for_model
+from langchain_tokencal._counting import as_messages, encoding_for_model
+from langchain_tokencal._counting import encodings as loaded_encodings
 from langchain_tokencal._counting.openai_rules import (
     DEFAULT_IMAGE_TOKENS,
     LOW_DETAIL_IMAGE_TOKENS,
@@ -45,6 +45,7 @@ from langchain_tokencal._counting.openai_rules import (
 )
 from langchain_tokencal._features import NO_TOOLS
 from langchain_tokencal.errors import ConfigError, UnknownModelError
+from tests.unit_tests.test_counters_openai_parity import WEATHER_TOOL
 
 HISTORY: list[BaseMessage] = [
     SystemMessage("You are a helpful assistant. Answer in one sentence."),
@@ -56,29 +57,6 @@ HISTORY: list[BaseMessage] = [
     AIMessage("a:\n  - 1\n  - 2\n  - 3"),
     HumanMessage("Thanks! Now in Russian: спасибо."),
 ]
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {
-                    "type": "string",
-                    "description": "The city and state, e.g. San Francisco, CA",
-                },
-                "unit": {
-                    "type": "string",
-                    "description": "The unit of temperature to return",
-                    "enum": ["celsius", "fahrenheit"],
-                },
-            },
-            "required": ["location"],
-        },
-    },
-}
 
 
 def png_url(width: int, height: int) -> str:
@@ -101,20 +79,6 @@ def image_message(url: str, detail: str | None = None) -> HumanMessage:
             {"type": "image_url", "image_url": image_url},
         ]
     )
-
-
-class SpyEncoding:
-    """Wraps an encoding and counts tokenizer calls."""
-
-    def __init__(self, encoding: tiktoken.Encoding) -> None:
-        """Wrap ``encoding``."""
-        self.encoding = encoding
-        self.calls = 0
-
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Count the call and encode."""
-        self.calls += 1
-        return self.encoding.encode_ordinary(text)
 
 
 class TestEncodingForModel:
@@ -337,8 +301,9 @@ def go_offline(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
     monkeypatch.setattr(tiktoken.load, "read_file", no_network)
-    monkeypatch.setattr(counters, "_encodings", {})
-    monkeypatch.setattr(counters, "_encoding_errors", {})
+    # Encodings load once per process: forget the loads (and failures) so far.
+    monkeypatch.setattr(loaded_encodings, "_encodings", {})
+    monkeypatch.setattr(loaded_encodings, "_load_errors", {})
 
 
 @pytest.fixture
@@ -370,9 +335,7 @@ class TestFallback:
 
     def test_one_warning_per_encoding(self, offline_tiktoken, caplog):
         """Many counters on a missing encoding log one warning naming the fix."""
-        with caplog.at_level(
-            logging.WARNING, logger="langchain_tokencal._counting.local"
-        ):
+        with caplog.at_level(logging.WARNING, logger="langchain_tokencal"):
             for _ in range(3):
                 local_counter("gpt-4o")(HISTORY)
                 local_counter("claude-x", "anthropic")(HISTORY)
@@ -393,18 +356,6 @@ class TestFallback:
 
 class TestMemo:
     """The per-message and per-tool-set memos."""
-
-    def test_seen_messages_are_not_tokenized(self):
-        """Counting and trimming messages counted before never calls the tokenizer."""
-        counter = OpenAICounter("gpt-4o")
-        counter(HISTORY)
-        spy = SpyEncoding(counter._encoding)
-        counter._encoding = spy
-        assert counter(list(reversed(HISTORY))) > 0
-        trim_messages(HISTORY, max_tokens=40, token_counter=counter, strategy="last")
-        assert spy.calls == 0
-        counter([HumanMessage("something new")])
-        assert spy.calls > 0
 
     def test_equal_messages_share_entries(self):
         """A copy of a message (another object, another id) is a memo hit."""
@@ -442,23 +393,13 @@ class TestMemo:
         assert (stats.size, stats.max_size, stats.evictions) == (3, 3, 2)
 
     def test_memo_does_not_keep_contents_alive(self):
-        """Keys are hashes and records are numbers, never the message text."""
+        """Counting a message keeps no reference to its text, and records hold none."""
         counter = OpenAICounter("gpt-4o")
-        text = "a rather unique text " * 10
-        counter([HumanMessage(text)])
-        ((key, record),) = counter._memo.items()
-        assert isinstance(key, int)
-        assert isinstance(record, bytes)
-        assert b"unique" not in record
-
-    def test_tool_features_memoized(self):
-        """A tool set seen before is not tokenized again."""
-        counter = OpenAICounter("gpt-4o")
-        first = counter.tool_features([WEATHER_TOOL])
-        spy = SpyEncoding(counter._encoding)
-        counter._encoding = spy
-        assert counter.tool_features([dict(WEATHER_TOOL)]) == first
-        assert spy.calls == 0
+        text = "".join(["a rather unique text "] * 10)
+        before = sys.getrefcount(text)
+        (features,) = counter.message_features([HumanMessage(text)])
+        assert sys.getrefcount(text) == before
+        assert b"unique" not in features.record
 
 
 class Weather(BaseModel):

@@ -18,20 +18,24 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    trim_messages,
 )
 
 from langchain_tokencal import OpenAICounter, local_counter
-from langchain_tokencal._counting import local as counters
-from langchain_tokencal._counting.local import token_counts
-from langchain_tokencal._counting.parts import (
-    memo_key,
-    memo_lookup,
-    message_digest,
-    message_parts,
-    plain_parts,
-)
+from langchain_tokencal._counting import local as counter_module
+from langchain_tokencal._counting import token_counts
+from langchain_tokencal._counting.digests import memo_key, memo_lookup, message_digest
+from langchain_tokencal._counting.parts import message_parts, plain_parts
 
 CALL = {"name": "f", "args": {"q": "x", "n": 3}, "id": "c1"}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 RAW_CALL = {
     "id": "r1",
     "type": "function",
@@ -214,29 +218,39 @@ class TestDigests:
             assert features.digest == message_digest(message, message_parts(message))
 
 
-class SpyEncoding:
-    """Wraps an encoding; counts calls and the threads that made them."""
+class TokenizerSpy:
+    """Counts tiktoken calls, and the threads that made them."""
 
-    def __init__(self, encoding: tiktoken.Encoding) -> None:
-        """Wrap ``encoding``."""
-        self.encoding = encoding
+    def __init__(self) -> None:
+        """Start with no calls."""
         self.calls = 0
         self.threads: set[str] = set()
         self.lock = threading.Lock()
 
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Count the call and encode."""
+    def record(self) -> None:
+        """Count one call from the current thread."""
         with self.lock:
             self.calls += 1
             self.threads.add(threading.current_thread().name)
-        return self.encoding.encode_ordinary(text)
 
 
-def spied_counter() -> Any:
-    """A gpt-4o counter that knows its role tokens, with a spy for an encoding."""
+def spy_tokenizer(monkeypatch: pytest.MonkeyPatch) -> TokenizerSpy:
+    """Spy on every ``tiktoken.Encoding.encode_ordinary`` call from here on."""
+    spy = TokenizerSpy()
+    encode = tiktoken.Encoding.encode_ordinary
+
+    def spied(self: tiktoken.Encoding, text: str) -> list[int]:
+        spy.record()
+        return encode(self, text)
+
+    monkeypatch.setattr(tiktoken.Encoding, "encode_ordinary", spied)
+    return spy
+
+
+def warm_counter() -> OpenAICounter:
+    """A gpt-4o counter that has tokenized its role names (once per counter)."""
     counter = OpenAICounter("gpt-4o")
-    counter([HumanMessage("warm"), AIMessage("up")])  # role names are tokenized once
-    counter._encoding = SpyEncoding(counter._encoding)
+    counter([HumanMessage("warm"), AIMessage("up")])
     return counter
 
 
@@ -276,46 +290,65 @@ class TestParallelTokenization:
         """Above the threshold a second thread tokenizes, with the same features."""
         messages = history(40)
         sequential = OpenAICounter("gpt-4o").message_features(messages)
-        monkeypatch.setattr(counters, "_PARALLEL_CHARS", 1000)
-        monkeypatch.setattr(counters, "_CPUS", 2)
-        counter = spied_counter()
-        spy = counter._encoding
+        monkeypatch.setattr(counter_module, "PARALLEL_CHARS", 1000)
+        monkeypatch.setattr(counter_module, "CPUS", 2)
+        counter = warm_counter()
+        tokenizer = spy_tokenizer(monkeypatch)
         assert counter.message_features(messages) == sequential
-        assert spy.calls == len(messages)
-        assert "tokencal-tokenize" in spy.threads
+        assert tokenizer.calls == len(messages)
+        assert "tokencal-tokenize" in tokenizer.threads
 
     def test_one_cpu_stays_on_one_thread(self, monkeypatch):
         """With one CPU everything is tokenized by the caller."""
-        monkeypatch.setattr(counters, "_PARALLEL_CHARS", 1000)
-        monkeypatch.setattr(counters, "_CPUS", 1)
-        counter = spied_counter()
-        spy = counter._encoding
+        monkeypatch.setattr(counter_module, "PARALLEL_CHARS", 1000)
+        monkeypatch.setattr(counter_module, "CPUS", 1)
+        counter = warm_counter()
+        tokenizer = spy_tokenizer(monkeypatch)
         counter(history(40))
-        assert spy.threads == {threading.current_thread().name}
+        assert tokenizer.threads == {threading.current_thread().name}
 
 
 class TestSeenAndNew:
     """Seen messages are never tokenized again, whichever entry point."""
 
-    def test_feature_batch_reuses_the_memo(self):
+    def test_feature_batch_reuses_the_memo(self, monkeypatch):
         """feature_batch after message_features tokenizes nothing."""
         messages = history(10)
         counter = OpenAICounter("gpt-4o")
         counter.message_features(messages)
-        spy = SpyEncoding(counter._encoding)
-        counter._encoding = spy
+        tokenizer = spy_tokenizer(monkeypatch)
         batch = counter.feature_batch(list(reversed(messages)))
-        assert spy.calls == 0
+        assert tokenizer.calls == 0
         assert batch.digests[::-1] == counter.feature_batch(messages).digests
 
-    def test_repeats_in_one_list_count_once(self):
+    def test_repeats_in_one_list_count_once(self, monkeypatch):
         """A message repeated in one list is tokenized once and counted twice."""
-        counter = spied_counter()
-        spy = counter._encoding
+        counter = warm_counter()
+        tokenizer = spy_tokenizer(monkeypatch)
         message = HumanMessage("twice")
         once = counter([message])
         assert counter([message, HumanMessage("twice")]) == 2 * once - counter.framing
-        assert spy.calls == 1
+        assert tokenizer.calls == 1
+
+    def test_seen_messages_are_not_tokenized(self, monkeypatch):
+        """Counting and trimming messages counted before never calls the tokenizer."""
+        messages = history(8)
+        counter = warm_counter()
+        counter(messages)
+        tokenizer = spy_tokenizer(monkeypatch)
+        assert counter(list(reversed(messages))) > 0
+        trim_messages(messages, max_tokens=40, token_counter=counter, strategy="last")
+        assert tokenizer.calls == 0
+        counter([HumanMessage("something new")])
+        assert tokenizer.calls > 0
+
+    def test_tool_features_memoized(self, monkeypatch):
+        """A tool set seen before (an equal dict) is not tokenized again."""
+        counter = warm_counter()
+        first = counter.tool_features([TOOL])
+        tokenizer = spy_tokenizer(monkeypatch)
+        assert counter.tool_features([dict(TOOL)]) == first
+        assert tokenizer.calls == 0
 
     @settings(max_examples=30, deadline=None)
     @given(

@@ -28,22 +28,23 @@ from langchain_core.messages import (
 
 from langchain_tokencal import local_counter
 from langchain_tokencal._features import (
+    CHARS_PER_TOKEN,
     CONTENT_CLASSES,
+    FEATURE_BIAS,
+    FEATURE_CLASSES,
+    FEATURE_IMAGE,
     N_FEATURES,
     NO_TOOLS,
     RECORD_HEAD,
     MessageFeatures,
+    RecordFeatures,
     ToolFeatures,
     approx_tokens,
     class_chars,
     pack_record,
+    record_vector,
     split_tokens,
     text_classes,
-)
-from langchain_tokencal._features.views import (
-    CHARS_PER_TOKEN,
-    RecordFeatures,
-    record_vector,
 )
 
 # Samples written for these tests, one per class (a few sentences each).
@@ -277,10 +278,20 @@ class TestRecords:
     """The feature records and their relation to local counts."""
 
     def test_n_features_matches_vector(self):
-        """A message's vector is N_FEATURES long and starts with the intercept."""
+        """A message's vector is N_FEATURES long and holds the intercept at FEATURE_BIAS."""
         (features,) = local_counter("gpt-4o").message_features([HumanMessage("hi 42")])
         assert len(features.vector) == N_FEATURES == 10
-        assert features.vector[0] == 1.0
+        assert features.vector[FEATURE_BIAS] == 1.0
+
+    def test_layout_constants_cover_the_vector(self):
+        """The bias, the class block and the image slot tile the vector in order."""
+        positions = [
+            FEATURE_BIAS,
+            *range(N_FEATURES)[FEATURE_CLASSES],
+            FEATURE_IMAGE,
+        ]
+        assert positions == list(range(N_FEATURES))
+        assert len(range(N_FEATURES)[FEATURE_CLASSES]) == len(CONTENT_CLASSES)
 
     def test_records_are_frozen(self):
         """The feature records cannot be changed."""
@@ -306,7 +317,10 @@ class TestRecords:
             [HumanMessage("Bonjour, 你好! 12345", name="al")]
         )
         overhead = 3 + 1 + 1  # per message, "user", per name
-        assert features.local == pytest.approx(overhead + sum(features.vector[1:]))
+        assert features.local == pytest.approx(
+            overhead + sum(features.vector[FEATURE_CLASSES])
+        )
+        assert features.vector[FEATURE_IMAGE] == 0.0
 
     def test_classes_follow_the_content(self):
         """Chinese content puts its tokens in the cjk slot, code in code."""
@@ -314,10 +328,14 @@ class TestRecords:
         zh, code = counter.message_features(
             [HumanMessage("你好世界"), HumanMessage("{}[]();")]
         )
-        assert zh.vector[3] > 0
-        assert zh.vector[1] == zh.vector[2] == zh.vector[4] == 0
-        assert code.vector[2] > 0
-        assert code.vector[3] == 0
+        zh_classes = dict(zip(CONTENT_CLASSES, zh.vector[FEATURE_CLASSES], strict=True))
+        code_classes = dict(
+            zip(CONTENT_CLASSES, code.vector[FEATURE_CLASSES], strict=True)
+        )
+        assert zh_classes["cjk"] > 0
+        assert zh_classes["text"] == zh_classes["code"] == zh_classes["european"] == 0
+        assert code_classes["code"] > 0
+        assert code_classes["cjk"] == 0
 
 
 VECTORS = st.lists(
