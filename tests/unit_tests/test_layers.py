@@ -43,10 +43,6 @@ MAX_LINES = 500
 # Modules not yet split to the limit, each held to its size today so it can
 # only shrink. Remove an entry when its module is split.
 NOT_YET_SPLIT: dict[str, int] = {
-    "langchain_tokencal._cache.ttl": 537,
-    "langchain_tokencal._counting.parts": 559,
-    "langchain_tokencal._features.views": 663,
-    "langchain_tokencal._counting.local": 739,
     "langchain_tokencal.cli._commands": 970,
 }
 
