@@ -32,7 +32,7 @@ from operator import mul
 from typing import TYPE_CHECKING, Final
 
 from langchain_tokencal._calibration.regression import COEFFICIENT_NAMES
-from langchain_tokencal._features import N_FEATURES
+from langchain_tokencal._features import FEATURE_CLASSES, FEATURE_IMAGE, N_FEATURES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,10 +58,6 @@ TOOL_SCHEMA_RATE: Final = COEFFICIENT_NAMES.index("tool_schema_rate")
 PER_MESSAGE: Final = COEFFICIENT_NAMES.index("per_message")
 MESSAGES: Final = slice(PER_MESSAGE, PER_MESSAGE + N_FEATURES)
 """The message block: one coefficient per entry of a message feature vector."""
-
-# A message vector is (intercept, content classes..., image tokens).
-_CLASSES: Final = slice(1, N_FEATURES - 1)
-_IMAGES: Final = N_FEATURES - 1
 
 if MESSAGES.stop != len(COEFFICIENT_NAMES):  # pragma: no cover - a layout bug
     msg = "the message block must end the coefficient vector"
@@ -108,9 +104,9 @@ def design_row(totals: Sequence[float], tools: ToolFeatures | None) -> list[floa
 
 def content_tokens(vector: Sequence[float]) -> float:
     """A message's local content tokens: its classes, not intercept or images."""
-    return sum(vector[_CLASSES])
+    return sum(vector[FEATURE_CLASSES])
 
 
 def has_images(totals: Sequence[float]) -> bool:
     """True if summed message vectors include image tokens."""
-    return bool(totals[_IMAGES])
+    return bool(totals[FEATURE_IMAGE])

@@ -25,7 +25,6 @@ __all__ = [
     "Source",
     "TokenEstimate",
     "counter_kind",
-    "local_confidence",
     "model_confidence",
     "relative_interval",
 ]
@@ -139,11 +138,6 @@ def relative_interval(
     lo = min(_quantile(ordered, tail) * widen, -0.002)
     hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.002)
     return lo, hi
-
-
-def local_confidence(kind: CounterKind) -> float:
-    """Confidence of an uncalibrated local count of this kind."""
-    return _LOCAL_CONFIDENCE[kind]
 
 
 def model_confidence(

@@ -272,13 +272,12 @@ class Learner:
                 value = ledger.blended_base(tools_f.fingerprint, remainder + base)
                 self._record("base", Base(tools_f.fingerprint, value))
             return
-        total = estimated
         # A remainder far from the calibrated total means the known costs are
         # stale; trust the regression rather than write nonsense into the ledger.
-        if total <= 0 or not 0.5 * total <= remainder <= 2.0 * total:
+        if estimated <= 0 or not 0.5 * estimated <= remainder <= 2.0 * estimated:
             return
         for f, cost in unknown:
-            self._record("message", Message(f.digest, remainder * cost / total, 0))
+            self._record("message", Message(f.digest, remainder * cost / estimated, 0))
         if anchor is None and not base_known:
             # The messages' costs were derived against this base: record it, so
             # a later prompt made of known messages adds up to what was reported.
