@@ -1,5 +1,5 @@
 """``python -m langchain_tokencal``: the ``tokencal`` command."""
 
-from langchain_tokencal.cli._commands import main
+from langchain_tokencal.cli import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ returns. Errors are one ``tokencal: error: ...`` line on stderr and exit code 1;
 the store is append-only, so a failing run never removes what it held.
 """
 
-from langchain_tokencal.cli._commands import main
+from langchain_tokencal.cli._main import main
 
 __all__ = [
     "main",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -18,8 +17,7 @@ from langchain_core.tools import tool
 from langchain_core.tracers.langchain import LangChainTracer
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from langchain_tokencal import TokenCalibrationHandler, local_counter
-from langchain_tokencal.cli import _commands as cli
+from langchain_tokencal import CounterConfig, local_counter
 from langchain_tokencal.cli import main
 from langchain_tokencal.testing import FakeUsageChatModel
 
@@ -56,20 +54,6 @@ def default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def store(tmp_path: Path) -> str:
     """A SQLite store URL in this test's folder (not the default one)."""
     return f"sqlite:///{tmp_path / 'calibration.db'}"
-
-
-def _conversation(
-    llm: FakeUsageChatModel, turns: int, tag: str = ""
-) -> list[tuple[list[BaseMessage], Any]]:
-    """Run a conversation; return each call's prompt and reply."""
-    history: list[BaseMessage] = [SystemMessage("You are a terse support agent.")]
-    calls = []
-    for i in range(turns):
-        history.append(HumanMessage(f"{tag}{QUESTIONS[i % len(QUESTIONS)]} ({i})"))
-        reply = llm.invoke(history)
-        calls.append((list(history), reply))
-        history.append(reply)
-    return calls
 
 
 def write_log(
@@ -147,11 +131,26 @@ def _stats_json(url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     return result
 
 
-def _one_error_line(err: str) -> str:
+def fails_in_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `main(argv)`: it exits 1 with one error line on stderr, returned."""
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("tokencal: error: ")
     return lines[0]
+
+
+# One logged call; read only where the command refuses it before learning.
+LOG_LINE = json.dumps(
+    {
+        "model": "fake-claude",
+        "messages": [["user", "hi"]],
+        "usage": {"input_tokens": 8, "output_tokens": 2, "total_tokens": 10},
+    }
+)
+HI = '[["user", "hi"]]'
 
 
 class TestHelp:
@@ -266,60 +265,6 @@ class TestCount:
         main(["count", "--model", "fake-claude", str(path)])
         assert _stats_json(default_store, capsys) == {}
 
-    def test_missing_file_is_one_clear_line(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A missing file exits 1 with one line naming it."""
-        assert main(["count", "--model", "gpt-4o", str(tmp_path / "nope.json")]) == 1
-        assert "nope.json" in _one_error_line(capsys.readouterr().err)
-
-    def test_invalid_json_names_the_line(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """Invalid JSON exits 1 and says on which line."""
-        path = tmp_path / "bad.json"
-        path.write_text('[\n{"role": "user",\n "content": }\n]')
-        assert main(["count", "--model", "gpt-4o", str(path)]) == 1
-        assert "line 3" in _one_error_line(capsys.readouterr().err)
-
-    def test_not_a_list_is_refused(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A JSON object instead of a list exits 1 with a reason."""
-        path = tmp_path / "obj.json"
-        path.write_text('{"role": "user"}')
-        assert main(["count", "--model", "gpt-4o", str(path)]) == 1
-        assert "list" in _one_error_line(capsys.readouterr().err)
-
-    def test_unreadable_message_is_refused(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A message with no content exits 1 with one line."""
-        path = tmp_path / "m.json"
-        path.write_text('[{"role": "user"}]')
-        assert main(["count", "--model", "gpt-4o", str(path)]) == 1
-        assert "cannot read a message" in _one_error_line(capsys.readouterr().err)
-
-    def test_unknown_provider_is_a_clear_error(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """An unknown provider exits 1 listing the valid ones."""
-        path = tmp_path / "m.json"
-        path.write_text('[["user", "hi"]]')
-        assert main(["count", "--model", "x", "--provider", "nope", str(path)]) == 1
-        line = _one_error_line(capsys.readouterr().err)
-        assert "'nope'" in line
-        assert "anthropic" in line
-
-    def test_blank_model_is_refused(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """An empty --model exits 1 saying what to pass."""
-        path = tmp_path / "m.json"
-        path.write_text('[["user", "hi"]]')
-        assert main(["count", "--model", " ", str(path)]) == 1
-        assert "--model" in _one_error_line(capsys.readouterr().err)
-
 
 class TestCalibrate:
     """`tokencal calibrate`."""
@@ -353,18 +298,21 @@ class TestCalibrate:
         assert _stats_json(store, capsys)["fake-claude"]["reports"] == 10
 
     def test_error_covers_more_reports_than_the_window(
-        self,
-        tmp_path: Path,
-        store: str,
-        monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str],
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """The file's error counts every report, past the counter's error window."""
-        small = functools.partial(TokenCalibrationHandler, max_points=4)
-        monkeypatch.setattr(cli, "TokenCalibrationHandler", small)
-        write_log(tmp_path / "log.jsonl", turns=12)
-        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
-        assert "(12 reports)" in capsys.readouterr().out
+        """The file's error counts every report, past the default error window."""
+        calls = CounterConfig().max_points + 20
+        llm = FakeUsageChatModel(model="fake-claude")
+        lines = []
+        for i in range(calls):
+            prompt = [SystemMessage("Be brief."), HumanMessage(f"Where is order {i}?")]
+            usage = llm.invoke(prompt).usage_metadata
+            line = {"model": "fake-claude", "messages": [dumpd(m) for m in prompt]}
+            lines.append(json.dumps({**line, "usage": usage}) + "\n")
+        path = tmp_path / "log.jsonl"
+        path.write_text("".join(lines))
+        assert main(["--store", "memory://", "calibrate", str(path)]) == 0
+        assert f"({calls} reports)" in capsys.readouterr().out
 
     def test_interleaved_conversations_are_learned_exactly(
         self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
@@ -589,35 +537,14 @@ class TestCalibrate:
         assert after["fake-claude"]["reports"] == 6
         assert after == before
 
-    def test_missing_log_is_one_line_and_touches_no_store(
+    def test_missing_log_touches_no_store(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A missing log exits 1 with one line, before the store is opened."""
+        """A missing log is refused before the store is opened."""
         db = tmp_path / "untouched.db"
-        code = main(
-            ["--store", f"sqlite:///{db}", "calibrate", str(tmp_path / "no.jsonl")]
-        )
-        assert code == 1
-        assert "no.jsonl" in _one_error_line(capsys.readouterr().err)
+        argv = ["--store", f"sqlite:///{db}", "calibrate", str(tmp_path / "no.jsonl")]
+        assert "no.jsonl" in fails_in_one_line(argv, capsys)
         assert not db.exists()
-
-    def test_unknown_provider_is_refused(
-        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """An unknown --provider exits 1 before reading anything."""
-        write_log(tmp_path / "log.jsonl", turns=1)
-        code = main(
-            [
-                "--store",
-                store,
-                "calibrate",
-                "--provider",
-                "nope",
-                str(tmp_path / "log.jsonl"),
-            ]
-        )
-        assert code == 1
-        assert "'nope'" in _one_error_line(capsys.readouterr().err)
 
 
 class TestProgress:
@@ -634,21 +561,24 @@ class TestProgress:
         assert "\r" in err
         assert "3 lines read (100%)" in err
 
-    def test_progress_updates_every_n_lines(
-        self,
-        tmp_path: Path,
-        store: str,
-        monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str],
+    def test_progress_is_redrawn_along_a_long_log(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """The line is redrawn every N lines with a rising percentage."""
-        monkeypatch.setattr(cli, "_PROGRESS_EVERY", 2)
-        write_log(tmp_path / "log.jsonl", turns=5)
-        path = str(tmp_path / "log.jsonl")
-        main(["--store", store, "calibrate", "--progress", path])
-        draws = re.findall(r"\r.*?(\d+) lines read \((\d+)%\)", capsys.readouterr().err)
-        assert [int(n) for n, _ in draws] == [2, 4, 5]
+        """A long log redraws the line as it goes, with rising counts and shares."""
+        path = tmp_path / "log.jsonl"
+        write_log(path, turns=2)
+        # Blank lines are read (and counted) but hold no call: a cheap long log.
+        with path.open("a") as log:
+            log.write("\n" * 2498)
+        main(["--store", store, "calibrate", "--progress", str(path)])
+        draws = re.findall(
+            r"\r.*?([\d,]+) lines read \((\d+)%\)", capsys.readouterr().err
+        )
+        counts = [int(n.replace(",", "")) for n, _ in draws]
         shares = [int(p) for _, p in draws]
+        assert len(draws) >= 3, draws
+        assert counts == sorted(set(counts))
+        assert counts[-1] == 2500
         assert shares == sorted(shares)
         assert shares[-1] == 100
 
@@ -734,7 +664,7 @@ class TestStats:
         main(["stats", "--store", store, "--json"])
         assert json.loads(capsys.readouterr().out)["fake-claude"]["reports"] == 2
 
-    def testdefault_store_is_tokencal_store(
+    def test_default_store_is_tokencal_store(
         self,
         tmp_path: Path,
         default_store: str,
@@ -827,44 +757,128 @@ class TestExportImport:
         assert _stats_json(other, capsys) == once
         assert once["fake-claude"]["reports"] == 4
 
-    def test_import_of_a_missing_file_is_one_line(
-        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A missing calibration file exits 1 with one line naming it."""
-        assert main(["--store", store, "import", str(tmp_path / "none.jsonl")]) == 1
-        assert "none.jsonl" in _one_error_line(capsys.readouterr().err)
 
-    def test_import_of_another_file_is_refused(
-        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+class TestErrors:
+    """Every refusal is exit 1 and one ``tokencal: error:`` line that says why."""
+
+    @pytest.mark.parametrize(
+        ("files", "argv", "expected"),
+        [
+            pytest.param(
+                {},
+                ["count", "--model", "gpt-4o", "{tmp}/nope.json"],
+                ["nope.json"],
+                id="count-missing-file",
+            ),
+            pytest.param(
+                {"bad.json": '[\n{"role": "user",\n "content": }\n]'},
+                ["count", "--model", "gpt-4o", "{tmp}/bad.json"],
+                ["line 3"],
+                id="count-invalid-json-names-the-line",
+            ),
+            pytest.param(
+                {"obj.json": '{"role": "user"}'},
+                ["count", "--model", "gpt-4o", "{tmp}/obj.json"],
+                ["list"],
+                id="count-not-a-list",
+            ),
+            pytest.param(
+                {"m.json": '[{"role": "user"}]'},
+                ["count", "--model", "gpt-4o", "{tmp}/m.json"],
+                ["cannot read a message"],
+                id="count-unreadable-message",
+            ),
+            pytest.param(
+                {"m.json": HI},
+                ["count", "--model", "x", "--provider", "nope", "{tmp}/m.json"],
+                ["'nope'", "anthropic"],
+                id="count-unknown-provider-lists-the-valid-ones",
+            ),
+            pytest.param(
+                {"m.json": HI},
+                ["count", "--model", " ", "{tmp}/m.json"],
+                ["--model"],
+                id="count-blank-model",
+            ),
+            pytest.param(
+                {},
+                ["--store", "{store}", "calibrate", "{tmp}/no.jsonl"],
+                ["no.jsonl"],
+                id="calibrate-missing-log",
+            ),
+            pytest.param(
+                {"log.jsonl": LOG_LINE},
+                [
+                    "--store",
+                    "{store}",
+                    "calibrate",
+                    "--provider",
+                    "nope",
+                    "{tmp}/log.jsonl",
+                ],
+                ["'nope'"],
+                id="calibrate-unknown-provider",
+            ),
+            pytest.param(
+                {},
+                ["--store", "{store}", "import", "{tmp}/none.jsonl"],
+                ["none.jsonl"],
+                id="import-missing-file",
+            ),
+            pytest.param(
+                {"log.jsonl": LOG_LINE},
+                ["--store", "{store}", "import", "{tmp}/log.jsonl"],
+                ["not a langchain-tokencal calibration"],
+                id="import-another-kind-of-file",
+            ),
+            pytest.param(
+                {"file": "x"},
+                ["--store", "{store}", "export", "{tmp}/file/out.jsonl"],
+                [],
+                id="export-to-an-unwritable-path",
+            ),
+            pytest.param(
+                {},
+                ["--store", "redis://127.0.0.1:1/0", "stats"],
+                ["redis://127.0.0.1:1/0"],
+                id="unreachable-redis-names-the-store",
+                marks=pytest.mark.allow_hosts(["127.0.0.1"]),
+            ),
+            pytest.param(
+                {},
+                ["--store", "mongodb://x", "stats"],
+                ["sqlite:///"],
+                id="unknown-store-scheme-lists-the-accepted-ones",
+            ),
+            pytest.param(
+                {"file": "x"},
+                ["--store", "sqlite:///{tmp}/file/calibration.db", "stats"],
+                ["calibration.db"],
+                id="sqlite-file-that-cannot-be-created",
+            ),
+        ],
+    )
+    def test_refusal_is_one_line(
+        self,
+        files: dict[str, str],
+        argv: list[str],
+        expected: list[str],
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """A file that is not a calibration exits 1."""
-        write_log(tmp_path / "log.jsonl", turns=1)
-        assert main(["--store", store, "import", str(tmp_path / "log.jsonl")]) == 1
-        assert "not a langchain-tokencal calibration" in _one_error_line(
-            capsys.readouterr().err
+        """The command exits 1 with one error line holding each expected text."""
+        store = f"sqlite:///{tmp_path / 'calibration.db'}"
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        line = fails_in_one_line(
+            [arg.format(tmp=tmp_path, store=store) for arg in argv], capsys
         )
-
-    def test_export_to_an_unwritable_path_is_one_line(
-        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A destination under a regular file exits 1 with one line."""
-        (tmp_path / "file").write_text("x")
-        target = str(tmp_path / "file" / "out.jsonl")
-        assert main(["--store", store, "export", target]) == 1
-        _one_error_line(capsys.readouterr().err)
+        for text in expected:
+            assert text in line
 
 
 class TestStores:
     """The --store option and what goes wrong with stores."""
-
-    @pytest.mark.allow_hosts(["127.0.0.1"])
-    def test_unreachable_redis_is_one_clear_line(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A Redis server that is not there exits 1 naming the store."""
-        assert main(["--store", "redis://127.0.0.1:1/0", "stats"]) == 1
-        line = _one_error_line(capsys.readouterr().err)
-        assert "redis://127.0.0.1:1/0" in line
 
     @pytest.mark.allow_hosts(["127.0.0.1"])
     def test_store_password_is_not_printed(
@@ -880,25 +894,10 @@ class TestStores:
     ) -> None:
         """Without the redis package, the error is the install line."""
         monkeypatch.setitem(sys.modules, "redis", None)
-        assert main(["--store", "redis://127.0.0.1:6379/0", "stats"]) == 1
-        line = _one_error_line(capsys.readouterr().err)
+        line = fails_in_one_line(
+            ["--store", "redis://127.0.0.1:6379/0", "stats"], capsys
+        )
         assert "pip install 'langchain-tokencal[redis]'" in line
-
-    def test_unknown_store_scheme_is_refused(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A store URL of no known kind exits 1 listing the accepted ones."""
-        assert main(["--store", "mongodb://x", "stats"]) == 1
-        assert "sqlite:///" in _one_error_line(capsys.readouterr().err)
-
-    def test_sqlite_file_that_cannot_be_created(
-        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """A SQLite path under a regular file exits 1 with the reason."""
-        (tmp_path / "file").write_text("x")
-        url = f"sqlite:///{tmp_path / 'file' / 'calibration.db'}"
-        assert main(["--store", url, "stats"]) == 1
-        assert "calibration.db" in _one_error_line(capsys.readouterr().err)
 
     def test_memory_store_is_empty_each_time(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -1,0 +1,122 @@
+"""The command line of ``tokencal``: its options, subcommands and their checks."""
+
+from __future__ import annotations
+
+import argparse
+
+from langchain_tokencal import __version__
+from langchain_tokencal._providers import (
+    PROVIDERS,
+    canonical,
+    unknown_provider_message,
+)
+from langchain_tokencal.errors import TokenCalError, UnknownProviderError
+
+__all__ = ["build_parser", "check_options"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``tokencal`` and every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tokencal",
+        description="Accurate prompt token counts for LangChain chat models.",
+        epilog=(
+            "--store: memory://, sqlite:///relative.db, sqlite:////absolute.db or "
+            "redis://host:port/db (pip install 'langchain-tokencal[redis]'); "
+            "default: $TOKENCAL_STORE, else a per-user SQLite file."
+        ),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    store_help = "where the calibration is kept (see below)"
+    parser.add_argument("--store", metavar="URL", default=None, help=store_help)
+    # Also accepted after the subcommand; SUPPRESS keeps an omitted one from
+    # overwriting a --store given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store", metavar="URL", default=argparse.SUPPRESS, help=store_help
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    count = sub.add_parser(
+        "count",
+        parents=[common],
+        help="count the prompt tokens of a message file",
+        description="Estimate a prompt's tokens from the stored calibration.",
+    )
+    _model_options(count, model_help="model name, e.g. gpt-4o", required=True)
+    count.add_argument(
+        "--tools", metavar="FILE", default=None, help="JSON file of tool schemas"
+    )
+    count.add_argument("messages", help="JSON file of messages, or - for stdin")
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="learn from a log of recorded calls (JSON lines)",
+        description=(
+            'Learn from recorded calls, one JSON object per line: {"messages": '
+            '[...], "usage": {...} or "response": {...}, "tools": [...], '
+            '"model": "..."}, or a LangSmith run export (inputs.messages and '
+            "outputs with usage_metadata)."
+        ),
+    )
+    _model_options(
+        calibrate,
+        model_help="model of every line (default: each line's own model)",
+        required=False,
+    )
+    calibrate.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr (the default when stderr is a terminal)",
+    )
+    calibrate.add_argument("log", help="JSON-lines file, or - for stdin")
+
+    stats = sub.add_parser(
+        "stats", parents=[common], help="show the calibration of every model"
+    )
+    stats.add_argument(
+        "--json", action="store_true", help="print a JSON object keyed by model"
+    )
+    sub.add_parser(
+        "health",
+        parents=[common],
+        help="check every model; exit 1 on any warning",
+    )
+    export = sub.add_parser(
+        "export", parents=[common], help="save the stored calibration to a file"
+    )
+    export.add_argument("file", help="calibration file to write")
+    imp = sub.add_parser(
+        "import", parents=[common], help="add a saved calibration to the store"
+    )
+    imp.add_argument("file", help="calibration file written by export")
+    sub.add_parser("demo", help="run the offline demonstration")
+    return parser
+
+
+def _model_options(
+    parser: argparse.ArgumentParser, *, model_help: str, required: bool
+) -> None:
+    parser.add_argument("--model", required=required, help=model_help)
+    parser.add_argument(
+        "--provider",
+        default=None,
+        help=f"provider: {', '.join(PROVIDERS)} or an alias",
+    )
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse a blank model or an unknown provider before touching anything."""
+    model = getattr(args, "model", None)
+    if model is not None and not model.strip():
+        msg = "--model must name a model, e.g. --model gpt-4o"
+        raise TokenCalError(msg)
+    provider = getattr(args, "provider", None)
+    if provider is not None and canonical(provider) is None:
+        msg = unknown_provider_message(
+            provider, none_means="guess it from the model name (omit --provider)"
+        )
+        raise UnknownProviderError(msg)
