@@ -40,12 +40,6 @@ NO_POSTPONED_ANNOTATIONS: tuple[str, ...] = (
 
 MAX_LINES = 500
 
-# Modules not yet split to the limit, each held to its size today so it can
-# only shrink. Remove an entry when its module is split.
-NOT_YET_SPLIT: dict[str, int] = {
-    "langchain_tokencal.cli._commands": 970,
-}
-
 LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
 
@@ -152,13 +146,6 @@ class TestLayers:
 
     @pytest.mark.parametrize("module", sorted(GRAPH))
     def test_module_size(self, module):
-        """No module is over 500 lines (one concept per module) or grows past its cap."""
+        """No module is over 500 lines: one concept per module."""
         lines = modules()[module].read_text(encoding="utf-8").count("\n")
-        cap = NOT_YET_SPLIT.get(module, MAX_LINES)
-        assert lines <= cap, f"{module}: {lines} lines (at most {cap})"
-
-    @pytest.mark.parametrize("module", sorted(NOT_YET_SPLIT))
-    def test_the_not_yet_split_list_only_names_long_modules(self, module):
-        """An entry goes once its module is within the limit."""
-        lines = modules()[module].read_text(encoding="utf-8").count("\n")
-        assert lines > MAX_LINES, f"{module} is split: remove it from NOT_YET_SPLIT"
+        assert lines <= MAX_LINES, f"{module}: {lines} lines"
