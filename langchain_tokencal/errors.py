@@ -20,8 +20,9 @@ TokenCalError
 
 Callbacks never raise these into a model call: the handler logs and degrades.
 They reach users only from calls they make themselves (`create_counter`,
-`parse_usage(..., strict=True)`, `TokenCalibrationHandler.from_config`,
-`TokenCalibrationHandler.load`, a store URL that names an unusable file).
+`local_counter(..., strict=True)`, `parse_usage(..., strict=True)`,
+`TokenCalibrationHandler.from_config`, `TokenCalibrationHandler.load`, a
+store URL that names an unusable file).
 """
 
 from __future__ import annotations
@@ -76,8 +77,11 @@ class UsageError(TokenCalError, ValueError):
 class EncodingUnavailableError(TokenCalError, RuntimeError):
     """A tiktoken encoding could not be loaded (typically: offline, no cache).
 
-    Fix it by pointing ``TIKTOKEN_CACHE_DIR`` at a folder holding the encoding
-    files, or let the counter fall back to the approximate count.
+    Raised only where an exact count was demanded (``local_counter(...,
+    strict=True)``); by default a counter without its encoding logs one
+    warning and approximates. Fix it by pointing ``TIKTOKEN_CACHE_DIR`` at a
+    folder holding the encoding files, or let the counter fall back to the
+    approximate count.
     """
 
 

@@ -44,7 +44,12 @@ from langchain_tokencal._counting.openai_rules import (
     tile_tokens,
 )
 from langchain_tokencal._features import NO_TOOLS
-from langchain_tokencal.errors import ConfigError, UnknownModelError
+from langchain_tokencal.errors import (
+    ConfigError,
+    EncodingUnavailableError,
+    TokenCalError,
+    UnknownModelError,
+)
 from tests.unit_tests.test_counters_openai_parity import WEATHER_TOOL
 
 HISTORY: list[BaseMessage] = [
@@ -802,3 +807,29 @@ class TestSpecialText:
         assert as_messages(HISTORY) is HISTORY
         (converted,) = as_messages([("ai", "hi")])
         assert isinstance(converted, AIMessage)
+
+
+class TestStrict:
+    """``local_counter(..., strict=True)`` refuses to approximate silently."""
+
+    def test_strict_raises_without_encoding(self, offline_tiktoken):
+        """Offline with no cache, a strict counter names the encoding and the fix."""
+        with pytest.raises(EncodingUnavailableError, match="o200k_base") as raised:
+            local_counter("gpt-4o", strict=True)
+        assert "TIKTOKEN_CACHE_DIR" in str(raised.value)
+        assert isinstance(raised.value, TokenCalError)
+
+    def test_strict_raises_for_approximate_counters_too(self, offline_tiktoken):
+        """Approximate counters need the reference encoding for their classes."""
+        with pytest.raises(EncodingUnavailableError):
+            local_counter("claude-sonnet-4-5", "anthropic", strict=True)
+
+    def test_default_still_approximates(self, offline_tiktoken):
+        """Without strict the same request counts approximately."""
+        assert local_counter("gpt-4o")(HISTORY) > 0
+
+    def test_strict_with_encoding_counts(self):
+        """With the encoding available strict changes nothing."""
+        strict = local_counter("gpt-4o", strict=True)
+        assert strict.info.kind == "exact"
+        assert strict(HISTORY) == local_counter("gpt-4o")(HISTORY)
