@@ -16,10 +16,13 @@ names; the named tuples below build them):
 |---|---|
 | ``fit`` | the regression's feature vector (``x...``), then residual and local tokens |
 | ``prompt`` | `Prompt`: tool-set fingerprint, first and last digest, hash, tokens |
-| ``message`` | `Message`: message digest, cost, whether it is a reply |
-| ``base`` | `Base`: tool-set fingerprint, base cost |
-| ``error`` | `ErrorSample`: local and calibrated relative error; then the residual |
+| ``message`` | `Message`: message digest, cost, whether it is a reply, precision |
+| ``base`` | `Base`: tool-set fingerprint, base cost, precision |
+| ``error`` | `ErrorSample`: local and calibrated relative error; then residuals |
 | ``residual`` | a relative residual alone (older logs; still read) |
+
+An ``error`` event's residuals are the relative one (of the estimated part)
+and the standardized one (over the count's predictive sd), when known.
 | ``reply`` | a leftover behind the reply-cost correction |
 | ``reject`` | `Reject`: the reason reports were not learned from, and how many |
 | ``meta`` | the provider, then aliases of the model (read by the handler) |
@@ -82,6 +85,9 @@ class Message(NamedTuple):
     digest: int
     cost: float
     reply: int  # 1 if the cost came from the reply's completion tokens
+    # The cost's precision (1 / tokens squared) when it is provisional, split
+    # out of a whole prompt and refined by later reports; 0 when it is firm.
+    weight: float = 0.0
 
 
 class Base(NamedTuple):
@@ -89,6 +95,7 @@ class Base(NamedTuple):
 
     tools: int
     cost: float
+    weight: float = 0.0  # as Message.weight
 
 
 class ErrorSample(NamedTuple):
@@ -111,9 +118,9 @@ SCHEMA: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "fit": ("x...", "residual", "local"),
         "prompt": Prompt._fields,
-        "message": Message._fields,
-        "base": Base._fields,
-        "error": (*ErrorSample._fields, "residual?"),
+        "message": (*Message._fields[:-1], f"{Message._fields[-1]}?"),
+        "base": (*Base._fields[:-1], f"{Base._fields[-1]}?"),
+        "error": (*ErrorSample._fields, "residual?", "z?"),
         "residual": ("residual",),
         "reply": ("leftover",),
         "reject": (Reject._fields[0], f"{Reject._fields[1]}?"),

@@ -212,6 +212,11 @@ class TTLCache(Generic[K, V]):
                 else:
                     self._evictions += 1
 
+    def discard(self, key: K) -> None:
+        """Remove ``key`` if present (not counted as an eviction)."""
+        with self._lock:
+            self._data.pop(key, None)
+
     def stats(self) -> CacheStats:
         """Return a snapshot of the size and counters (see `CacheStats`)."""
         ttl = self._ttl

@@ -19,6 +19,7 @@ updates, the regression solve) runs on the next count, `flush()` or
 # the evaluated annotation of a counter's first parameter.
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -28,7 +29,6 @@ from typing import Any, Final
 from langchain_core.messages import BaseMessage
 
 from langchain_tokencal._calibration.estimate import (
-    RESIDUAL_FLOOR,
     Source,
     TokenEstimate,
     counter_kind,
@@ -180,19 +180,20 @@ class CalibratedCounter:
         state = self._state
         local_total = self.local.framing + tools_f.local + feats.local_total
         points = state.calibrator.points
-        known, unknown, known_msgs, exact, _ = state.split(feats, tools_f)
+        known, unknown, known_msgs, exact, anchor = state.split(feats, tools_f)
         tokens = round(known + unknown)
         if exact:
             return TokenEstimate(
                 tokens, tokens, tokens, "exact", 1.0, self.model, local_total,
                 tokens, len(feats), len(feats), points,
             )  # fmt: skip
-        rel_lo, rel_hi = state.interval()
+        z_lo, z_hi = state.interval()
+        sd = math.sqrt(state.spread(feats, tools_f, anchor[0] if anchor else 0))
+        # Firm costs (a delta, a reply's completion tokens) err by a token or
+        # so; merges across message boundaries likewise.
         margin = 1.0 + 0.002 * known
-        # Residuals are relative to the unknown part plus a floor (see learning).
-        scale = unknown + RESIDUAL_FLOOR
-        low = max(round(known + unknown + scale * rel_lo - margin), 0)
-        high = round(known + unknown + scale * rel_hi + margin + 0.5)
+        low = max(round(known + unknown + z_lo * sd - margin), 0)
+        high = round(known + unknown + z_hi * sd + margin + 0.5)
         source: Source
         if known_msgs and known >= unknown:
             source = "anchored"
@@ -227,8 +228,16 @@ class CalibratedCounter:
     def _drain(self) -> None:
         learner = self._learner
         learner.last_exact = None
-        while self._inbox:
-            obs = self._inbox.popleft()
+        inbox = self._inbox
+        if len(inbox) > 1:
+            # Reports that arrive together (a batch, concurrent calls) are
+            # learned in one canonical order, not in the order their threads
+            # finished: what is learned must not depend on timing.
+            queued = [inbox.popleft() for _ in range(len(inbox))]
+            queued.sort(key=self._order)
+            inbox.extendleft(reversed(queued))
+        while inbox:
+            obs = inbox.popleft()
             try:
                 learner.learn_next(obs)
             except Exception:  # a bad observation must not poison the queue
@@ -238,6 +247,20 @@ class CalibratedCounter:
         # Only consecutive reports are compared: the messages are not kept.
         learner.last_exact = None
         self._publish()
+
+    def _order(self, obs: Observation) -> tuple[Any, ...]:
+        """Sort key of a queued report: its size, then its content."""
+        try:
+            digests = tuple(self.local.feature_batch(obs.messages).digests)
+            return (
+                len(obs.messages),
+                obs.usage.input_tokens,
+                digests,
+                self.local.tool_features(obs.tools).fingerprint,
+                obs.usage.output_tokens,
+            )
+        except Exception:  # noqa: BLE001 - learning reports it; order is moot
+            return (len(obs.messages), obs.usage.input_tokens)
 
     def observe(
         self,

@@ -9,12 +9,12 @@ predicts from one row of features per report. The row is laid out as
 | `FRAMING` | ``framing`` | 1 for a prompt counted from its start (no anchor) |
 | `TOOL_PREAMBLE` | ``tool_preamble`` | 1 if tools are bound (and no anchor) |
 | `TOOL_SCHEMA_RATE` | ``tool_schema_rate`` | the tool schemas' reference tokens |
-| `MESSAGES` | ``per_message`` ... ``image_rate`` | the new messages' summed vectors |
+| `MESSAGES` | ``per_message`` ... ``tool_result`` | the new messages' summed vectors |
 
 The message block starts at `PER_MESSAGE` and has one coefficient per entry of
 a message's feature vector (`N_FEATURES`: its intercept, the content classes,
-image tokens), so a message's own residual is the dot product of that block
-with its vector.
+image tokens, tool calls and the tool-result flag), so a message's own
+residual is the dot product of that block with its vector.
 
 Example:
     ```python
@@ -22,7 +22,7 @@ Example:
     from langchain_tokencal._calibration.regression import COEFFICIENT_NAMES
 
     assert COEFFICIENT_NAMES[PER_MESSAGE] == "per_message"
-    assert COEFFICIENT_NAMES[MESSAGES][-1] == "image_rate"
+    assert COEFFICIENT_NAMES[MESSAGES][-1] == "tool_result"
     ```
 """
 

@@ -2,16 +2,21 @@
 
 A count splits a prompt into a *known* part (tokens taken from reports: an
 anchoring prefix, learned message costs, a learned tool-set base) and an
-*unknown* part (calibrated estimates). The interval is put around the unknown
-part only: the relative residuals of this model's recent reports, taken at the
-configured coverage, scale ``unknown + RESIDUAL_FLOOR`` (the same quantity the
-residuals were made relative to when they were learned). Before a model has
-``min_points`` residuals, a prior interval of its counter kind is used.
+*estimated* part (calibrated estimates, and provisional costs still being
+refined). The interval is put around the estimated part, in units of its own
+predictive standard deviation (``sd``: the regression's uncertainty for that
+very content, each message's noise, the provisional costs' variances), so a
+pasted document the fit knows well gets a narrow interval and a new tool set's
+unseen preamble a wide one. The multiples of ``sd`` are the quantiles of this
+model's recent standardized residuals (``(reported - predicted) / sd``), made
+once the regression had ``min_points`` reports; before there are
+``min_points`` of those, a normal quantile widened by a quarter.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
@@ -26,21 +31,18 @@ __all__ = [
     "TokenEstimate",
     "counter_kind",
     "model_confidence",
-    "relative_interval",
+    "standard_interval",
 ]
 
 Source = Literal["exact", "anchored", "calibrated", "local", "fallback"]
 CounterKind = Literal["exact", "approximate", "fallback"]
 
 RESIDUAL_FLOOR: Final = 32.0
-"""Tokens added to the unknown part when residuals are made relative to it."""
+"""Tokens added to the estimated part when errors are made relative to it."""
 
-# Relative interval of the unknown part before a model has residuals of its own.
-_PRIOR_INTERVAL: Final[Mapping[CounterKind, tuple[float, float]]] = {
-    "exact": (-0.01, 0.01),
-    "approximate": (-0.25, 0.35),
-    "fallback": (-0.45, 0.8),
-}
+# Widening of the normal quantile before a model has standardized residuals:
+# the noise model is a guess until its residuals say otherwise.
+_PRIOR_WIDEN: Final = 1.25
 # Confidence of an uncalibrated local count, by counter kind.
 _LOCAL_CONFIDENCE: Final[Mapping[CounterKind, float]] = {
     "exact": 0.95,
@@ -118,25 +120,33 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def relative_interval(
-    residuals: Sequence[float], kind: CounterKind, min_points: int, coverage: float
+def standard_interval(
+    zscores: Sequence[float], min_points: int, coverage: float
 ) -> tuple[float, float]:
-    """The relative interval ``(low, high)`` applied to the unknown part.
+    """Multiples ``(low, high)`` of a count's predictive sd its interval spans.
 
     Args:
-        residuals: Recent relative residuals of the model's reports.
-        kind: The local counter's kind, for the prior interval.
-        min_points: Residuals needed before they replace the prior.
+        zscores: Recent standardized residuals of the model's reports.
+        min_points: Residuals needed before they replace the normal quantile.
         coverage: The share of reports the interval should cover.
+
+    Example:
+        ```python
+        from langchain_tokencal._calibration.estimate import standard_interval
+
+        low, high = standard_interval([], min_points=5, coverage=0.95)
+        assert low < -1.96 and high > 1.96
+        ```
     """
-    if len(residuals) < min_points:
-        return _PRIOR_INTERVAL[kind]
-    ordered = sorted(residuals)
     tail = (1.0 - coverage) / 2.0
+    if len(zscores) < min_points:
+        z = NormalDist().inv_cdf(1.0 - tail) * _PRIOR_WIDEN
+        return -z, z
+    ordered = sorted(zscores)
     # Few residuals understate the tails: widen by a small-sample factor.
     widen = 1.0 + 1.0 / len(ordered) ** 0.5
-    lo = min(_quantile(ordered, tail) * widen, -0.002)
-    hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.002)
+    lo = min(_quantile(ordered, tail) * widen, -0.5)
+    hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.5)
     return lo, hi
 
 

@@ -4,7 +4,7 @@ The normal equations are refactored after every report: the prior is added
 undecayed, so no rank-1 update of the factor applies. Loops over list rows
 spend that time dispatching ~100 short inner products; straight-line code
 with one local variable per matrix entry runs 3-6x faster. So the kernels are
-generated per matrix size (at most 13), as `dataclasses` generates
+generated per matrix size (at most 16), as `dataclasses` generates
 ``__init__``, and compiled on first use (1-10 ms, then cached). Inner
 products are summed left to right as ``sum()`` does, so on the same matrix
 the factor and the solves equal the textbook loops' to the last bit.

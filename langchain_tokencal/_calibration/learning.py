@@ -19,6 +19,7 @@ Reports that cannot be trusted are rejected with a reason
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -55,6 +56,13 @@ _REPLY_CLIP: Final = 16.0
 _REPLY_SIGNAL: Final = 64.0
 # Reply texts remembered with their digests (cleared when full).
 _REPLIES_KEPT: Final = 4096
+# Variance of a report beyond its terms' (tokens squared): merges across
+# message boundaries and the like.
+_REPORT_VAR: Final = 1.0
+# A report whose gap exceeds this many of its spread's sds splits nothing.
+_GATE: Final = 5.0
+# Smallest predictive sd a residual is standardized by (tokens).
+_MIN_SD: Final = 0.5
 
 
 class ReplyParts(NamedTuple):
@@ -178,13 +186,21 @@ class Learner:
         )
         # A prediction made before any report measures the prior, not the
         # calibration: it would widen every later interval for nothing.
-        fitted = bool(state.calibrator.points)
-        if fitted:
+        points = state.calibrator.points
+        if points and not exact:
             # Relative to the unknown part plus a floor: the known part (reply
             # costs from completion tokens, derived message costs) errs a little
             # too, and a tiny unknown part must not blow the ratio up. Carried
             # by the same event: one record per report, not two.
-            error = (*error, (reported - known - unknown) / (unknown + RESIDUAL_FLOOR))
+            error = (*error, (reported - predicted) / (unknown + RESIDUAL_FLOOR))
+            if points >= state.config.min_points:
+                # Standardized by the spread the count's interval uses; made
+                # only once the fit is past its prior, which it would describe.
+                start = anchor[0] if anchor else 0
+                sd = math.sqrt(state.spread(feats, tools_f, start))
+                error = (*error, (reported - predicted) / max(sd, _MIN_SD))
+        elif points:
+            error = (*error, 0.0)
         self._record("error", error)
         if exact:
             state.repeats += 1
@@ -200,6 +216,8 @@ class Learner:
             self._reject(MULTIMODAL)
         else:
             self._fit(new, totals, tools_f, anchor, reported)
+        # Costs after the fit: split against estimates that have seen this
+        # report, so that what the regression explains is not left over.
         self._allocate(new, tools_f, anchor, reported)
         digests = feats.digests
         if digests:
@@ -244,45 +262,86 @@ class Learner:
         anchor: tuple[int, int] | None,
         reported: int,
     ) -> None:
-        """Spread the newly reported tokens over the messages that were unknown."""
+        """Split the newly reported tokens over the costs that are not firm.
+
+        Each cost that is unknown (an estimate) or provisional (split out of
+        earlier reports) is a Gaussian term with its variance; the report says
+        their sum. Each term moves by its share of the variance towards what
+        the report implies, and its precision grows: the joint posterior of
+        the terms, one report at a time. So a first report's split is as
+        tentative as the estimates behind it, a shared system prompt converges
+        on what all the reports that hold it imply, and a new tool set's base,
+        far less certain than messages the fit knows, takes its residual.
+        """
+        remainder, terms, estimated, replies = self._terms(new, tools_f, anchor)
+        remainder += float(reported - anchor[1]) if anchor is not None else reported
+        if (
+            anchor is not None
+            and replies == 1
+            and len(terms) == 1
+            and 0 < estimated <= _REPLY_SIGNAL
+        ):
+            self._learn_reply_bias(remainder - estimated)
+        if not terms:
+            return
+        total_var = _REPORT_VAR + sum(v for _, _, v in terms)
+        gap = remainder - sum(m for _, m, _ in terms)
+        # Far outside the spread, the firm costs are stale or the report is
+        # odd: leave the costs alone and let the regression weigh it.
+        if gap * gap > _GATE * _GATE * total_var:
+            return
+        fingerprint = tools_f.fingerprint
+        for digest, mean, var in terms:
+            value = mean + gap * var / total_var
+            # The posterior precision: the term's own, plus what the report
+            # says about it given the others' spread.
+            weight = 1.0 / var + 1.0 / max(total_var - var, _REPORT_VAR)
+            if digest is None:
+                self._record("base", Base(fingerprint, value, weight))
+            else:
+                self._record("message", Message(digest, value, 0, weight))
+
+    def _terms(
+        self,
+        new: Sequence[MessageFeatures],
+        tools_f: ToolFeatures,
+        anchor: tuple[int, int] | None,
+    ) -> tuple[float, list[tuple[int | None, float, float]], float, int]:
+        """The costs a report's remainder is split over.
+
+        Returns:
+            Minus the firm costs; the terms ``(digest, or None for the base,
+            mean, variance)``; the sum of the unknown estimates; the replies
+            among the firm costs.
+        """
         state = self._state
         ledger = state.ledger
-        remainder = float(reported - anchor[1]) if anchor is not None else reported
-        unknown: list[tuple[MessageFeatures, float]] = []
+        firm = estimated = 0.0
         replies = 0
+        terms: list[tuple[int | None, float, float]] = []
         cost_of = state.cost
         for f in new:
             cost, learned = cost_of(f)
             if not learned:
-                unknown.append((f, cost))
+                terms.append((f.digest, cost, state.message_variance(f)))
+                estimated += cost
+                continue
+            weight = ledger.message_weight(f.digest)
+            if weight > 0.0:
+                terms.append((f.digest, cost, 1.0 / weight))
             else:
-                remainder -= cost
+                firm += cost
                 replies += f.digest in state.replies
-        base = 0.0
-        base_known = True
         if anchor is None:
-            base, base_known = state.base(tools_f, learned=len(unknown) < len(new))
-            remainder -= base
-        estimated = sum(c for _, c in unknown)
-        if anchor is not None and replies == 1 and 0 < estimated <= _REPLY_SIGNAL:
-            self._learn_reply_bias(remainder - estimated)
-        if not unknown:
-            if anchor is None:
-                # Every message was known: what is left is this tool set's base.
-                value = ledger.blended_base(tools_f.fingerprint, remainder + base)
-                self._record("base", Base(tools_f.fingerprint, value))
-            return
-        # A remainder far from the calibrated total means the known costs are
-        # stale; trust the regression rather than write nonsense into the ledger.
-        if estimated <= 0 or not 0.5 * estimated <= remainder <= 2.0 * estimated:
-            return
-        for f, cost in unknown:
-            self._record("message", Message(f.digest, remainder * cost / estimated, 0))
-        if anchor is None and not base_known:
-            # The messages' costs were derived against this base: record it, so
-            # a later prompt made of known messages adds up to what was reported.
-            value = ledger.blended_base(tools_f.fingerprint, base)
-            self._record("base", Base(tools_f.fingerprint, value))
+            base, base_known = state.base(tools_f)
+            weight = ledger.base_weight(tools_f.fingerprint)
+            if not base_known:
+                terms.append((None, base, state.base_variance(tools_f)))
+            elif weight > 0.0:
+                terms.append((None, base, 1.0 / weight))
+            else:
+                firm += base
+        return -firm, terms, estimated, replies
 
     def _learn_reply_bias(self, error: float) -> None:
         """Move the reply-cost correction towards what the report implies.

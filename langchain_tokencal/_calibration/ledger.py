@@ -12,8 +12,13 @@ never prompt text:
   tokens of the reply that produced it. `trim_messages` counts suffixes of a
   history, which never match a whole-prompt hash; per-message costs serve it.
 - *bases*: a tool-set fingerprint to the fixed tokens a prompt costs beyond
-  its messages (framing, tool preamble and schemas), learned from prompts
-  whose messages were all known.
+  its messages (framing, tool preamble and schemas).
+
+A message cost or base split out of a whole prompt's report is provisional:
+it is kept with its precision (inverse variance, `message_weight`,
+`base_weight`), and each later report that shares it refines it as a
+precision-weighted mean. A cost taken from a delta or from completion tokens
+is firm (weight 0) and is not revised.
 """
 
 from __future__ import annotations
@@ -118,6 +123,11 @@ class Ledger:
         self.prompts: TTLCache[int, int] = TTLCache(max_size, ttl, **kwargs)
         self.messages: TTLCache[int, float] = TTLCache(max_size, ttl, **kwargs)
         self.bases: TTLCache[int, float] = TTLCache(min(max_size, 4096), ttl, **kwargs)
+        # Precisions of provisional costs (absent: firm or unknown).
+        self.weights: TTLCache[int, float] = TTLCache(max_size, ttl, **kwargs)
+        self.base_weights: TTLCache[int, float] = TTLCache(
+            min(max_size, 4096), ttl, **kwargs
+        )
         # Filters over recorded prompts, so that a list that cannot extend any
         # of them (a trimmed suffix, a new conversation) costs no hashing: the
         # (tool set, first message) pairs they start with and the digests they
@@ -187,13 +197,41 @@ class Ledger:
         """The learned cost of a message, if known (no statistics touched)."""
         return self.messages.peek(digest)
 
-    def set_message_cost(self, digest: int, cost: float) -> None:
-        """Remember a message's cost in the provider's tokens."""
+    def set_message_cost(self, digest: int, cost: float, weight: float = 0.0) -> None:
+        """Remember a message's cost in the provider's tokens.
+
+        Args:
+            digest: The message's digest.
+            cost: Its cost.
+            weight: The cost's precision if provisional; 0 for a firm cost.
+        """
         self.messages.put(digest, max(cost, 0.0))
+        if weight > 0.0:
+            self.weights.put(digest, weight)
+        else:
+            self.weights.discard(digest)
+
+    def message_weight(self, digest: int) -> float:
+        """The precision of a provisional message cost; 0 if firm or unknown."""
+        return self.weights.peek(digest) or 0.0
 
     def base_cost(self, tool_fingerprint: int) -> float | None:
         """The learned fixed cost of a prompt with this tool set, if known."""
         return self.bases.peek(tool_fingerprint)
+
+    def set_base_cost(
+        self, tool_fingerprint: int, cost: float, weight: float = 0.0
+    ) -> None:
+        """Remember a tool set's base cost (``weight``: as `set_message_cost`)."""
+        self.bases.put(tool_fingerprint, cost)
+        if weight > 0.0:
+            self.base_weights.put(tool_fingerprint, weight)
+        else:
+            self.base_weights.discard(tool_fingerprint)
+
+    def base_weight(self, tool_fingerprint: int) -> float:
+        """The precision of a provisional base cost; 0 if firm or unknown."""
+        return self.base_weights.peek(tool_fingerprint) or 0.0
 
     def blended_base(self, tool_fingerprint: int, observed: float) -> float:
         """The tool set's base cost after blending in an observed one."""

@@ -5,7 +5,7 @@ ways: a fixed framing (BOS, template headers), a hidden tool preamble of
 hundreds of tokens, a per-message template cost, and per-content-class rates
 (a vocabulary that splits Chinese or JSON more finely than ``o200k_base``).
 A single median ratio cannot express that, so the `Calibrator` fits the
-*residual* ``reported - local`` as a linear function of thirteen features:
+*residual* ``reported - local`` as a linear function of sixteen features:
 
 | index | feature | prior std |
 |---|---|---|
@@ -13,8 +13,10 @@ A single median ratio cannot express that, so the `Calibrator` fits the
 | 1 | tools present (1 when tools are bound) | tokens |
 | 2 | tool-schema tokens | rate |
 | 3 | messages | tokens per message |
-| 4-11 | content tokens by class (`features.CONTENT_CLASSES`) | rate |
-| 12 | image tokens | rate |
+| 4-12 | content tokens by class (`features.CONTENT_CLASSES`) | rate |
+| 13 | image tokens | rate |
+| 14 | tool calls | tokens per call |
+| 15 | tool results | tokens per result |
 
 The fit is Bayesian ridge regression with a Gaussian prior, centred on zero or
 on a hidden cost the provider documents (`Prior.approximate`), so that the
@@ -27,10 +29,10 @@ prompts count for more than large whole prompts.
 
 Only features that have been nonzero in some report enter the solve; the
 others keep their prior mean exactly. Every report refactors the normal
-equations (a Cholesky of at most 13x13, pure Python, with straight-line kernels
+equations (a Cholesky of at most 16x16, pure Python, with straight-line kernels
 generated per size). Measured on a 2-core VM with CPython 3.11, the median `add`
 costs 17-28 us with the 9 features of English and code traffic, 25-42 us with
-12 and 30-50 us with all 13 (the loop-written 13x13 solve before it: 160-300
+12 and 30-50 us with 13 (the loop-written 13x13 solve before it: 160-300
 us); reading `coefficients` afterwards adds 2-5 us. It runs when a counter
 learns from its queued reports, not per count.
 """
@@ -69,10 +71,18 @@ COEFFICIENT_NAMES: tuple[str, ...] = (
     "indic_rate",
     "other_rate",
     "digits_rate",
+    "escape_rate",
     "image_rate",
+    "tool_call",
+    "tool_result",
 )
 N_COEFFICIENTS = len(COEFFICIENT_NAMES)
 
+# Prior stds of the content-class rates of an approximate counter: Indic
+# scripts vary most between vocabularies (cl100k_base spends 2.7x the tokens
+# o200k_base does on Hindi), then CJK and Arabic; escapes may cost far less
+# once a server decodes and re-dumps them.
+_CLASS_STDS = (0.35, 0.45, 0.8, 0.6, 0.8, 1.5, 0.8, 0.6, 0.8)
 # Huber threshold in robust standard deviations: a residual beyond it is
 # down-weighted in proportion, so one corrupted report cannot drag the fit.
 _HUBER_K = 3.0
@@ -128,11 +138,15 @@ class Prior:
         if provider == "anthropic":
             means[1] = 346.0
         return cls(
-            # Indic scripts vary most between vocabularies (cl100k_base spends
-            # 2.7x the tokens o200k_base does on Hindi), then CJK and Arabic.
-            stds=(30.0, 600.0, 0.5, 6.0, 0.35, 0.45, 0.8, 0.6, 0.8, 1.5, 0.8, 0.6, 1.5),
-            noise_rel=0.01,
-            noise_abs=2.0,
+            # Templates wrap each tool call and tool result in tens of tokens
+            # (a JSON envelope, role headers, ids). The per-message prior
+            # is tight so that early reports move the tool and class terms
+            # they are about, not the intercept shared by every message.
+            stds=(30.0, 600.0, 0.5, 4.0, *_CLASS_STDS, 1.5, 30.0, 30.0),
+            # A few tokens plus a few percent: one report alone cannot
+            # reshape every coefficient to fit itself.
+            noise_rel=0.02,
+            noise_abs=3.0,
             means=tuple(means),
         )
 
@@ -140,7 +154,7 @@ class Prior:
     def exact(cls) -> Prior:
         """Narrow prior for a model whose local tokenizer is its own."""
         return cls(
-            stds=(2.0, 40.0, 0.1, 1.0, *(0.01,) * 8, 0.3),
+            stds=(2.0, 40.0, 0.1, 1.0, *(0.01,) * 8, 0.05, 0.3, 3.0, 3.0),
             noise_rel=0.002,
             noise_abs=1.0,
         )
@@ -161,7 +175,7 @@ class Calibrator:
         from langchain_tokencal._calibration.regression import Calibrator, Prior
 
         cal = Calibrator(Prior.approximate(), window=200)
-        x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0)
+        x = (1.0, 0.0, 0.0, 2.0, 900.0, 50.0, *(0.0,) * 5, 10.0, *(0.0,) * 4)
         for _ in range(5):
             cal.add(x, residual=120.0, local=1000.0)
         predicted = sum(c * v for c, v in zip(cal.coefficients, x, strict=True))

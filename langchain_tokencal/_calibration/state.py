@@ -19,11 +19,15 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from langchain_tokencal._calibration.design import base_estimate, message_estimate
+from langchain_tokencal._calibration.design import (
+    base_estimate,
+    design_row,
+    message_estimate,
+)
 from langchain_tokencal._calibration.estimate import (
     CounterKind,
     model_confidence,
-    relative_interval,
+    standard_interval,
 )
 from langchain_tokencal._calibration.ledger import Ledger
 from langchain_tokencal._calibration.regression import (
@@ -31,6 +35,7 @@ from langchain_tokencal._calibration.regression import (
     Calibrator,
     Prior,
 )
+from langchain_tokencal._features import N_FEATURES
 from langchain_tokencal.events import EVENT_KINDS, check_values
 
 if TYPE_CHECKING:
@@ -49,6 +54,10 @@ _EMA_ALPHA: Final = 0.3
 _REPLY_WINDOW: Final = 51
 # Reply digests remembered as completion-derived (cleared when full).
 _REPLIES_KEPT: Final = 4096
+# The feature vector of no message: a base alone.
+_NO_MESSAGE: Final = (0.0,) * N_FEATURES
+# Values of a fit event with the thirteen features of earlier versions.
+_LEGACY_FIT: Final = 13 + 2
 
 Split = tuple[float, float, int, bool, "tuple[int, int] | None"]
 """(known tokens, estimated tokens, known messages, exact, anchor)."""
@@ -88,6 +97,10 @@ class CounterState:
         self.residuals: deque[float] = deque(
             maxlen=min(config.max_points, _RESIDUAL_WINDOW)
         )
+        # Standardized residuals: (reported - predicted) / predictive sd.
+        self.zscores: deque[float] = deque(
+            maxlen=min(config.max_points, _RESIDUAL_WINDOW)
+        )
         self.errors: deque[tuple[float, float]] = deque(maxlen=config.max_points)
         self.rejected: dict[str, int] = {}
         self.repeats = 0
@@ -112,6 +125,10 @@ class CounterState:
         _APPLY[kind](self, values)
 
     def _fit(self, v: tuple[Any, ...]) -> None:
+        if len(v) == _LEGACY_FIT:
+            # Thirteen features, from before the escape class and the tool
+            # structure: the same row with those features zero.
+            v = (*v[:12], 0.0, v[12], 0.0, 0.0, *v[13:])
         if len(v) != N_COEFFICIENTS + 2:
             msg = f"a fit holds {N_COEFFICIENTS} features, residual and local"
             raise ValueError(msg)
@@ -124,7 +141,7 @@ class CounterState:
 
     def _message(self, v: tuple[Any, ...]) -> None:
         digest, cost, reply = int(v[0]), float(v[1]), v[2]
-        self.ledger.set_message_cost(digest, cost)
+        self.ledger.set_message_cost(digest, cost, float(v[3]) if len(v) > 3 else 0.0)  # noqa: PLR2004
         self.costs.pop(digest, None)
         if reply:
             if len(self.replies) >= _REPLIES_KEPT:
@@ -132,14 +149,15 @@ class CounterState:
             self.replies.add(digest)
 
     def _base(self, v: tuple[Any, ...]) -> None:
-        tools, cost = v
-        self.ledger.bases.put(int(tools), float(cost))
+        tools, cost, *weight = v
+        self.ledger.set_base_cost(int(tools), float(cost), *map(float, weight))
 
     def _error(self, v: tuple[Any, ...]) -> None:
         local, calibrated, *residual = map(float, v)
         self.errors.append((local, calibrated))
         self.error_ema += _EMA_ALPHA * (abs(calibrated) - self.error_ema)
         self.residuals.extend(residual[:1])
+        self.zscores.extend(residual[1:2])
 
     def _residual(self, v: tuple[Any, ...]) -> None:
         # Written separately by earlier versions; still read from their logs.
@@ -206,17 +224,88 @@ class CounterState:
             self.costs[digest] = entry
         return entry
 
-    def base(self, tools_f: ToolFeatures, *, learned: bool) -> tuple[float, bool]:
+    def base(self, tools_f: ToolFeatures) -> tuple[float, bool]:
         """Fixed cost of a prompt beyond its messages, and whether it is known.
 
-        The learned base is the counterpart of learned message costs (they were
-        split against it), so it is used only with them (``learned=True``); a
-        prompt of new messages takes the regression's framing instead.
+        A tool set's learned base holds what its reports showed beyond their
+        messages (the template's framing, a hidden preamble, how the schemas
+        are really rendered), so it is used whenever it exists.
         """
-        value = self.ledger.base_cost(tools_f.fingerprint) if learned else None
+        value = self.ledger.base_cost(tools_f.fingerprint)
         if value is not None:
             return value, True
         return base_estimate(self.calibrator.coefficients, self.framing, tools_f), False
+
+    # -- spreads ----------------------------------------------------------
+
+    def message_variance(self, f: MessageFeatures) -> float:
+        """Variance of an unknown message's estimate (tokens squared).
+
+        The regression's uncertainty about its coefficients for this message,
+        plus the message's own noise: content tokenizes a little above or
+        below any per-class rate.
+        """
+        cal = self.calibrator
+        noise = cal.noise(f.local)
+        return cal.variance(design_row(f.vector, None)) + noise * noise
+
+    def base_variance(self, tools_f: ToolFeatures) -> float:
+        """Variance of an unlearned tool set's estimated base (tokens squared)."""
+        cal = self.calibrator
+        noise = cal.noise(self.framing + tools_f.local)
+        return cal.variance(design_row(_NO_MESSAGE, tools_f)) + noise * noise
+
+    def spread(self, feats: FeatureBatch, tools_f: ToolFeatures, start: int) -> float:
+        """Predictive variance of a count's estimated part (tokens squared).
+
+        The estimated messages (from ``start``) and base share the regression's
+        coefficients, so their uncertainty is that of their summed row, not a
+        sum of separate ones; each adds its own noise. A provisional cost adds
+        its variance (one over its precision); a firm cost adds none.
+        """
+        ledger, cal = self.ledger, self.calibrator
+        totals, noise_var, provisional = self._message_spread(feats, start)
+        base_tools: ToolFeatures | None = None
+        if start == 0:
+            if ledger.base_cost(tools_f.fingerprint) is None:
+                base_tools = tools_f
+                noise = cal.noise(self.framing + tools_f.local)
+                noise_var += noise * noise
+            else:
+                weight = ledger.base_weight(tools_f.fingerprint)
+                provisional += 1.0 / weight if weight > 0.0 else 0.0
+        if totals is None and base_tools is None:
+            return provisional
+        row = design_row(totals if totals is not None else _NO_MESSAGE, base_tools)
+        return cal.variance(row) + noise_var + provisional
+
+    def _message_spread(
+        self, feats: FeatureBatch, start: int
+    ) -> tuple[list[float] | None, float, float]:
+        """Summed vector and noise of the estimated messages, provisional variance.
+
+        Over the messages from ``start``: the estimated ones' summed feature
+        vector (None if there are none) and noise variance, and the variance
+        of the provisional costs among the others.
+        """
+        ledger, noise_of, costs = self.ledger, self.calibrator.noise, self.costs
+        totals: list[float] | None = None
+        noise_var = provisional = 0.0
+        digests = feats.digests
+        for j in range(start, len(feats)):
+            entry = costs.get(digests[j]) or self.cost(feats[j])
+            if entry[1]:
+                weight = ledger.message_weight(digests[j])
+                provisional += 1.0 / weight if weight > 0.0 else 0.0
+                continue
+            f = feats[j]
+            noise = noise_of(f.local)
+            noise_var += noise * noise
+            if totals is None:
+                totals = list(f.vector)
+            else:
+                totals = [a + b for a, b in zip(totals, f.vector, strict=True)]
+        return totals, noise_var, provisional
 
     def split(self, feats: FeatureBatch, tools_f: ToolFeatures) -> Split:
         """(known tokens, estimated tokens, known messages, exact, anchor)."""
@@ -240,7 +329,7 @@ class CounterState:
             else:
                 unknown += cost
         if anchor is None:
-            base, base_known = self.base(tools_f, learned=known_msgs > 0)
+            base, base_known = self.base(tools_f)
             if base_known:
                 known += base
             else:
@@ -250,11 +339,9 @@ class CounterState:
     # -- what the state says ----------------------------------------------
 
     def interval(self) -> tuple[float, float]:
-        """The relative interval of the unknown part of a count."""
+        """Multiples of the predictive sd that bound a count's estimated part."""
         cfg = self.config
-        return relative_interval(
-            self.residuals, self.kind, cfg.min_points, cfg.coverage
-        )
+        return standard_interval(self.zscores, cfg.min_points, cfg.coverage)
 
     def confidence(self) -> float:
         """Confidence in the calibrated part of a count, 0..1."""

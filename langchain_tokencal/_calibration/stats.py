@@ -43,7 +43,10 @@ class ModelStats:
         recent_error: Calibrated error over the last 10 reports.
         bias: Mean signed relative error of the calibrated count (negative:
             it under-counts).
-        interval: Relative interval ``(low, high)`` applied to unknown tokens.
+        interval: Multiples ``(low, high)`` of a count's predictive sd that its
+            interval spans around the estimated part (quantiles of recent
+            standardized residuals, or a widened normal quantile before
+            ``min_points`` of them).
         last_usage: The last usage reported for this model.
         memo: Statistics of the local features memo.
         ledger: Statistics of the learned-count maps.

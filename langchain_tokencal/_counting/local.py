@@ -10,8 +10,9 @@ calls the tokenizer; many new messages at once are tokenized on two threads
 (`token_counts`).
 
 A record's vector has the layout `_features` names (`FEATURE_BIAS`,
-`FEATURE_CLASSES`, `FEATURE_IMAGE`); a plain message's is written as one
-tuple display, ``(1.0, *classes, 0.0)``, on the path most new messages take.
+`FEATURE_CLASSES`, `FEATURE_IMAGE`, `FEATURE_TOOL_CALLS`,
+`FEATURE_TOOL_RESULT`); a plain message's is written as one tuple display,
+``(1.0, *classes, 0.0, 0.0, result)``, on the path most new messages take.
 
 Note:
     This module must not use ``from __future__ import annotations``:
@@ -56,6 +57,8 @@ from langchain_tokencal._features import (
     FEATURE_BIAS,
     FEATURE_CLASSES,
     FEATURE_IMAGE,
+    FEATURE_TOOL_CALLS,
+    FEATURE_TOOL_RESULT,
     N_FEATURES,
     NO_TOOLS,
     RECORD_HEAD,
@@ -302,12 +305,14 @@ class LocalCounter:
             tokens += name_tokens
             classes = tuple(a + b for a, b in zip(classes, name_classes, strict=True))
             overhead += self._tokens_per_name
+        result = 0.0
         if tool_call_id is not None:
             overhead += _TOOL_CALL_ID_TOKENS
+            result = 1.0
         return pack_record(
             plain_digest(role, name, tool_call_id, data),
             int(overhead + tokens + 0 + 0.5),
-            (1.0, *(share or 0.0 for share in classes), 0.0),
+            (1.0, *(share or 0.0 for share in classes), 0.0, 0.0, result),
         )
 
     def _general_features(self, message: BaseMessage) -> bytes:
@@ -332,8 +337,10 @@ class LocalCounter:
             overhead += self._tokens_per_name
         for name, arguments, _ in parts.tool_calls:
             content += (add(name) if name else 0) + (add(arguments) if arguments else 0)
+        vector[FEATURE_TOOL_CALLS] += len(parts.tool_calls)
         if parts.tool_call_id is not None:
             overhead += _TOOL_CALL_ID_TOKENS
+            vector[FEATURE_TOOL_RESULT] = 1.0
         image = sum(image_tokens(source, detail) for source, detail in parts.images)
         vector[FEATURE_IMAGE] += image
         return pack_record(

@@ -1,7 +1,7 @@
-"""Content classes: what kind of character a text is made of, and its tokens.
+r"""Content classes: what kind of character a text is made of, and its tokens.
 
 A calibrated counter learns, per model, how many tokens each *kind* of
-character costs. Eight content classes, always in this order
+character costs. Nine content classes, always in this order
 (`CONTENT_CLASSES`):
 
 | class | characters |
@@ -14,6 +14,7 @@ character costs. Eight content classes, always in this order
 | ``indic`` | Brahmic scripts: Devanagari to Sinhala, Thai, Lao, Tibetan, Khmer... |
 | ``other`` | every other non-ASCII character (emoji, symbols, other scripts) |
 | ``digits`` | ``0-9`` and other Unicode decimal digits |
+| ``escapes`` | JSON ``\uXXXX`` escapes, six characters each |
 
 Scripts are grouped by how differently vocabularies treat them: the same Hindi
 text costs 2.5x more tokens in one open model's vocabulary than in
@@ -49,6 +50,7 @@ CONTENT_CLASSES: Final = (
     "indic",
     "other",
     "digits",
+    "escapes",
 )
 """The content classes, in the order used by every per-class tuple."""
 
@@ -82,6 +84,11 @@ CHARS_PER_TOKEN: Final[tuple[float, ...]] = (
     2.6,  # indic
     1.5,  # other
     2.2,  # digits
+    # JSON escapes of non-ASCII text (json.dumps' default ensure_ascii): 1.66
+    # for CJK, 1.81-1.87 for Cyrillic, Latin-1, Arabic and Devanagari (random
+    # code points, 1,000 strings). Filed as digits and letters, they would
+    # teach the digit rate what a provider that re-dumps them does not charge.
+    1.8,  # escapes
 )
 _N_CLASSES: Final = len(CONTENT_CLASSES)
 _CPT_TEXT, _CPT_CODE, _CPT_DIGITS = (
@@ -122,6 +129,8 @@ _CJK_RUN: Final = re.compile(
     "]+"
 )
 _DIGIT_RUN: Final = re.compile(r"\d+")
+# A JSON escape of a non-ASCII character (its hex digits captured).
+_ESCAPE: Final = re.compile(rb"\\u([0-9a-fA-F]{4})")
 _EUROPEAN_RUN: Final = re.compile(
     "[\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u10a0-\u10ff"
     "\u1c80-\u1c8f\u1f00-\u1fff\u2de0-\u2dff\ua640-\ua69f]+"
@@ -142,7 +151,7 @@ _LATIN_RUN: Final = re.compile(
 
 
 def class_chars(text: str) -> tuple[int, ...]:
-    """Count the characters of each content class in a text.
+    r"""Count the characters of each content class in a text.
 
     ASCII text takes a fast path of a few C-level passes; other text adds a
     few precompiled regular-expression passes over its non-ASCII characters
@@ -159,8 +168,9 @@ def class_chars(text: str) -> tuple[int, ...]:
         ```python
         from langchain_tokencal._features import class_chars
 
-        assert class_chars('{"a": 12} hi') == (5, 5, 0, 0, 0, 0, 0, 2)
-        assert class_chars("你好, мир") == (1, 1, 2, 3, 0, 0, 0, 0)
+        assert class_chars('{"a": 12} hi') == (5, 5, 0, 0, 0, 0, 0, 2, 0)
+        assert class_chars("你好, мир") == (1, 1, 2, 3, 0, 0, 0, 0, 0)
+        assert class_chars('"\\u00e9t\\u00e9"') == (1, 2, 0, 0, 0, 0, 0, 0, 12)
         ```
     """
     return text_classes(text, text.encode("utf-8", "surrogatepass"))
@@ -180,14 +190,16 @@ def text_classes(text: str, data: bytes) -> tuple[int, ...]:
         ```python
         from langchain_tokencal._features import text_classes
 
-        assert text_classes("ab 1", b"ab 1") == (3, 0, 0, 0, 0, 0, 0, 1)
+        assert text_classes("ab 1", b"ab 1") == (3, 0, 0, 0, 0, 0, 0, 1, 0)
         ```
     """
     rest = data.translate(None, _ASCII_TEXT)  # code, digits, non-ASCII bytes
     t = len(data) - len(rest)
     if len(data) == len(text):  # ASCII: one byte per character
         code = len(rest.translate(None, _ASCII_DIGITS))
-        return t, code, 0, 0, 0, 0, 0, len(rest) - code
+        if b"\\u" in data:
+            return _with_escapes(data, t, code, 0, 0, 0, 0, 0, len(rest) - code)
+        return t, code, 0, 0, 0, 0, 0, len(rest) - code, 0
     ascii_rest = rest.translate(None, _HIGH_BYTES)
     c = len(ascii_rest.translate(None, _ASCII_DIGITS))
     d = len(ascii_rest) - c
@@ -200,17 +212,37 @@ def text_classes(text: str, data: bytes) -> tuple[int, ...]:
     d += len(rest_chars) - len(no_digits)
     rest_chars = _LATIN_RUN.sub("", no_digits)
     t += len(no_digits) - len(rest_chars)
-    if not rest_chars:
-        return t, c, cjk, 0, 0, 0, 0, d
-    no_eu = _EUROPEAN_RUN.sub("", rest_chars)
-    no_ar = _ARABIC_RUN.sub("", no_eu)
-    other = _INDIC_RUN.sub("", no_ar)
-    eu, ar, ind = (
-        len(rest_chars) - len(no_eu),
-        len(no_eu) - len(no_ar),
-        len(no_ar) - len(other),
-    )
-    return t, c, cjk, eu, ar, ind, len(other), d
+    eu = ar = ind = other = 0
+    if rest_chars:
+        no_eu = _EUROPEAN_RUN.sub("", rest_chars)
+        no_ar = _ARABIC_RUN.sub("", no_eu)
+        left = _INDIC_RUN.sub("", no_ar)
+        eu, ar, ind, other = (
+            len(rest_chars) - len(no_eu),
+            len(no_eu) - len(no_ar),
+            len(no_ar) - len(left),
+            len(left),
+        )
+    if b"\\u" in data:
+        return _with_escapes(data, t, c, cjk, eu, ar, ind, other, d)
+    return t, c, cjk, eu, ar, ind, other, d, 0
+
+
+def _with_escapes(data: bytes, *counts: int) -> tuple[int, ...]:
+    r"""Move the characters of ``\uXXXX`` escapes into their own class.
+
+    ``counts`` are the eight other classes' counts with each escape filed as a
+    backslash (code), a ``u`` and hex letters (text) and hex digits (digits).
+    """
+    t, c, cjk, eu, ar, ind, other, d = counts
+    escapes = _ESCAPE.findall(data)
+    if not escapes:
+        return t, c, cjk, eu, ar, ind, other, d, 0
+    n = len(escapes)
+    hex_chars = b"".join(escapes)
+    digits = len(hex_chars) - len(hex_chars.translate(None, _ASCII_DIGITS))
+    # Each escape: one backslash, one "u", four hex characters.
+    return t - n - (4 * n - digits), c - n, cjk, eu, ar, ind, other, d - digits, 6 * n
 
 
 def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
@@ -236,8 +268,8 @@ def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
         assert abs(sum(shares) - 10) < 1e-9
         ```
     """
-    t, c, cjk, eu, ar, ind, other, d = chars
-    if not (cjk or eu or ar or ind or other):
+    t, c, cjk, eu, ar, ind, other, d, esc = chars
+    if not (cjk or eu or ar or ind or other or esc):
         # The usual case (ASCII and Latin text): three classes. The same
         # operations in the same order as the general case below, so the
         # shares are bit-for-bit equal (zeros do not move a float sum).
@@ -246,7 +278,7 @@ def split_tokens(tokens: float, chars: tuple[int, ...]) -> tuple[float, ...]:
         if total <= 0.0:
             return (float(tokens), *_EMPTY[1:])
         scale = tokens / total
-        return wt * scale, wc * scale, 0.0, 0.0, 0.0, 0.0, 0.0, wd * scale
+        return wt * scale, wc * scale, 0.0, 0.0, 0.0, 0.0, 0.0, wd * scale, 0.0
     weights = [n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True)]
     total = sum(weights)
     if total <= 0.0:
@@ -275,7 +307,7 @@ def approx_tokens(chars: tuple[int, ...]) -> float:
         assert 2 < approx_tokens(class_chars("Hello, world!")) < 6
         ```
     """
-    t, c, cjk, eu, ar, ind, other, d = chars
-    if not (cjk or eu or ar or ind or other):
+    t, c, cjk, eu, ar, ind, other, d, esc = chars
+    if not (cjk or eu or ar or ind or other or esc):
         return sum((t / _CPT_TEXT, c / _CPT_CODE, d / _CPT_DIGITS))
     return sum(n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True))

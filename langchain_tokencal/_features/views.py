@@ -13,12 +13,16 @@ arithmetic):
 | constant | entries | value |
 |---|---|---|
 | `FEATURE_BIAS` | index 0 | ``1.0``: the per-message intercept |
-| `FEATURE_CLASSES` | ``slice(1, 9)`` | content tokens by `CONTENT_CLASSES` |
-| `FEATURE_IMAGE` | index 9 | the message's local image tokens |
+| `FEATURE_CLASSES` | ``slice(1, 10)`` | content tokens by `CONTENT_CLASSES` |
+| `FEATURE_IMAGE` | index 10 | the message's local image tokens |
+| `FEATURE_TOOL_CALLS` | index 11 | the message's tool calls (an AI message's) |
+| `FEATURE_TOOL_RESULT` | index 12 | ``1.0`` for a tool result (a tool-call id) |
 
 So ``vector[FEATURE_CLASSES]`` is the message's content tokens split by class,
 and ``local`` is its structural overhead plus about
-``sum(vector[FEATURE_CLASSES]) + vector[FEATURE_IMAGE]``.
+``sum(vector[FEATURE_CLASSES]) + vector[FEATURE_IMAGE]``. The tool entries
+count structure, not tokens: chat templates wrap each tool call and each tool
+result in tens of tokens of their own, which no local count sees.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ __all__ = [
     "FEATURE_BIAS",
     "FEATURE_CLASSES",
     "FEATURE_IMAGE",
+    "FEATURE_TOOL_CALLS",
+    "FEATURE_TOOL_RESULT",
     "NO_TOOLS",
     "N_FEATURES",
     "FeatureBatch",
@@ -63,8 +69,14 @@ FEATURE_CLASSES: Final = slice(1, 1 + len(CONTENT_CLASSES))
 FEATURE_IMAGE: Final = FEATURE_CLASSES.stop
 """Index of the local image tokens in a feature vector."""
 
-N_FEATURES: Final = FEATURE_IMAGE + 1
-"""Length of `MessageFeatures.vector`: intercept, the classes, image tokens."""
+FEATURE_TOOL_CALLS: Final = FEATURE_IMAGE + 1
+"""Index of the message's tool-call count in a feature vector."""
+
+FEATURE_TOOL_RESULT: Final = FEATURE_IMAGE + 2
+"""Index of the tool-result flag (``1.0`` when a message answers a tool call)."""
+
+N_FEATURES: Final = FEATURE_TOOL_RESULT + 1
+"""Length of `MessageFeatures.vector`: intercept, classes, images, tool structure."""
 
 
 class _Fields(NamedTuple):

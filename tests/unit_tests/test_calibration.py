@@ -26,7 +26,8 @@ N = N_COEFFICIENTS
 # Short names of the features, in `COEFFICIENT_NAMES` order.
 _FEATURES = (
     "framing", "tools", "schema", "messages", "text", "code", "cjk",
-    "european", "arabic", "indic", "other", "digits", "image",
+    "european", "arabic", "indic", "other", "digits", "escapes", "image",
+    "tool_calls", "tool_results",
 )  # fmt: skip
 
 

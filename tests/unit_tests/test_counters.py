@@ -43,7 +43,7 @@ from langchain_tokencal._counting.openai_rules import (
     LOW_DETAIL_IMAGE_TOKENS,
     tile_tokens,
 )
-from langchain_tokencal._features import NO_TOOLS
+from langchain_tokencal._features import FEATURE_IMAGE, NO_TOOLS
 from langchain_tokencal.errors import (
     ConfigError,
     EncodingUnavailableError,
@@ -684,7 +684,7 @@ class TestImages:
             [image_message(png_url(4096, 4096), "low"), HumanMessage("What is this?")]
         )
         assert low.local - text.local == LOW_DETAIL_IMAGE_TOKENS
-        assert low.vector[-1] == 85.0
+        assert low.vector[FEATURE_IMAGE] == 85.0
 
     def test_png_size_from_header(self):
         """The size of inline PNG data is read from its header."""

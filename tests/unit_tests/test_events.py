@@ -136,7 +136,7 @@ class TestReplay:
         ("kind", "values"),
         [
             pytest.param("prompt", [1, 2, 3], id="prompt-short"),
-            pytest.param("message", [1, 2.0, 0, 9], id="message-long"),
+            pytest.param("message", [1, 2.0, 0, 9.0, 1], id="message-long"),
             pytest.param("fit", [1.0], id="fit-short"),
             pytest.param("error", [0.1], id="error-short"),
         ],

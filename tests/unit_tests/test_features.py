@@ -33,6 +33,8 @@ from langchain_tokencal._features import (
     FEATURE_BIAS,
     FEATURE_CLASSES,
     FEATURE_IMAGE,
+    FEATURE_TOOL_CALLS,
+    FEATURE_TOOL_RESULT,
     N_FEATURES,
     NO_TOOLS,
     RECORD_HEAD,
@@ -124,31 +126,38 @@ class TestClassChars:
     @pytest.mark.parametrize(
         ("text", "expected"),
         [
-            pytest.param("Hello world", (11, 0, 0, 0, 0, 0, 0, 0), id="english"),
-            pytest.param('{"a": [1, 2]}', (3, 8, 0, 0, 0, 0, 0, 2), id="json"),
-            pytest.param("x = f(y) + 2\n", (8, 4, 0, 0, 0, 0, 0, 1), id="code"),
-            pytest.param("你好世界", (0, 0, 4, 0, 0, 0, 0, 0), id="chinese"),
+            pytest.param("Hello world", (11, 0, 0, 0, 0, 0, 0, 0, 0), id="english"),
+            pytest.param('{"a": [1, 2]}', (3, 8, 0, 0, 0, 0, 0, 2, 0), id="json"),
+            pytest.param("x = f(y) + 2\n", (8, 4, 0, 0, 0, 0, 0, 1, 0), id="code"),
+            pytest.param("你好世界", (0, 0, 4, 0, 0, 0, 0, 0, 0), id="chinese"),
             pytest.param(
                 "こんにちは　カタカナ",
-                (0, 0, 10, 0, 0, 0, 0, 0),
+                (0, 0, 10, 0, 0, 0, 0, 0, 0),
                 id="japanese-ideographic-space",
             ),
-            pytest.param("안녕하세요", (0, 0, 5, 0, 0, 0, 0, 0), id="korean"),
-            pytest.param("ＡＢＣ１２", (0, 0, 5, 0, 0, 0, 0, 0), id="fullwidth"),
-            pytest.param("Привет мир", (1, 0, 0, 9, 0, 0, 0, 0), id="russian"),
-            pytest.param("مرحبا", (0, 0, 0, 0, 5, 0, 0, 0), id="arabic"),
-            pytest.param("नमस्ते", (0, 0, 0, 0, 0, 6, 0, 0), id="hindi"),
-            pytest.param("Γειά σου", (1, 0, 0, 7, 0, 0, 0, 0), id="greek"),
-            pytest.param("สวัสดี", (0, 0, 0, 0, 0, 6, 0, 0), id="thai"),
-            pytest.param("😀🎉", (0, 0, 0, 0, 0, 0, 2, 0), id="emoji"),
+            pytest.param("안녕하세요", (0, 0, 5, 0, 0, 0, 0, 0, 0), id="korean"),
+            pytest.param("ＡＢＣ１２", (0, 0, 5, 0, 0, 0, 0, 0, 0), id="fullwidth"),
+            pytest.param("Привет мир", (1, 0, 0, 9, 0, 0, 0, 0, 0), id="russian"),
+            pytest.param("مرحبا", (0, 0, 0, 0, 5, 0, 0, 0, 0), id="arabic"),
+            pytest.param("नमस्ते", (0, 0, 0, 0, 0, 6, 0, 0, 0), id="hindi"),
+            pytest.param("Γειά σου", (1, 0, 0, 7, 0, 0, 0, 0, 0), id="greek"),
+            pytest.param("สวัสดี", (0, 0, 0, 0, 0, 6, 0, 0, 0), id="thai"),
+            pytest.param("😀🎉", (0, 0, 0, 0, 0, 0, 2, 0, 0), id="emoji"),
             pytest.param(
-                "café naïve Ærø", (14, 0, 0, 0, 0, 0, 0, 0), id="latin-diacritics"
+                "café naïve Ærø", (14, 0, 0, 0, 0, 0, 0, 0, 0), id="latin-diacritics"
             ),
-            pytest.param("Tiếng Việt", (10, 0, 0, 0, 0, 0, 0, 0), id="vietnamese"),
-            pytest.param("a\u00a0b", (3, 0, 0, 0, 0, 0, 0, 0), id="nbsp"),
-            pytest.param("٣٤ ۵", (1, 0, 0, 0, 0, 0, 0, 3), id="arabic-indic-digits"),
-            pytest.param("× ÷ ©", (2, 0, 0, 0, 0, 0, 3, 0), id="latin1-symbols"),
-            pytest.param("", (0, 0, 0, 0, 0, 0, 0, 0), id="empty"),
+            pytest.param("Tiếng Việt", (10, 0, 0, 0, 0, 0, 0, 0, 0), id="vietnamese"),
+            pytest.param("a\u00a0b", (3, 0, 0, 0, 0, 0, 0, 0, 0), id="nbsp"),
+            pytest.param("٣٤ ۵", (1, 0, 0, 0, 0, 0, 0, 3, 0), id="arabic-indic-digits"),
+            pytest.param("× ÷ ©", (2, 0, 0, 0, 0, 0, 3, 0, 0), id="latin1-symbols"),
+            pytest.param("", (0, 0, 0, 0, 0, 0, 0, 0, 0), id="empty"),
+            pytest.param(
+                '"caf\\u00e9 \\u4f60"', (4, 2, 0, 0, 0, 0, 0, 0, 12), id="escapes"
+            ),
+            pytest.param(
+                '"\\u00e9 \u4f60"', (1, 2, 1, 0, 0, 0, 0, 0, 6), id="escape-and-cjk"
+            ),
+            pytest.param("\\u12", (1, 1, 0, 0, 0, 0, 0, 2, 0), id="not-an-escape"),
         ],
     )
     def test_samples(self, text, expected):
@@ -176,12 +185,12 @@ class TestSplitTokens:
 
     def test_proportional_to_expected_tokens(self):
         """Shares follow chars / CPT of each class."""
-        chars = (52, 20, 0, 0, 0, 0, 0, 0)  # 10 text and 10 code tokens expected
-        assert split_tokens(30, chars) == pytest.approx((15, 15, 0, 0, 0, 0, 0, 0))
+        chars = (52, 20, 0, 0, 0, 0, 0, 0, 0)  # 10 text and 10 code tokens expected
+        assert split_tokens(30, chars) == pytest.approx((15, 15, 0, 0, 0, 0, 0, 0, 0))
 
     def test_no_characters_puts_tokens_in_text(self):
         """A count with no characters to weigh goes to the text class."""
-        assert split_tokens(4, (0,) * 8) == (4.0, *(0.0,) * 7)
+        assert split_tokens(4, (0,) * 9) == (4.0, *(0.0,) * 8)
 
     @pytest.mark.parametrize("name", sorted(SAMPLES))
     def test_sample_sums_to_tokens(self, name):
@@ -207,6 +216,7 @@ LATIN_CHARS = st.tuples(
     st.integers(0, 10**6),
     *[st.just(0)] * 5,
     st.integers(0, 10**6),
+    st.just(0),
 )
 
 
@@ -219,7 +229,7 @@ class TestShortcuts:
         weights = [n / cpt for n, cpt in zip(chars, CHARS_PER_TOKEN, strict=True)]
         total = sum(weights)
         expected = (
-            (float(tokens), *(0.0,) * 7)
+            (float(tokens), *(0.0,) * 8)
             if total <= 0.0
             else tuple(w * (tokens / total) for w in weights)
         )
@@ -243,11 +253,11 @@ class TestApproxTokens:
 
     def test_empty_is_zero(self):
         """No characters, no tokens."""
-        assert approx_tokens((0,) * 8) == 0.0
+        assert approx_tokens((0,) * 9) == 0.0
 
     def test_is_chars_over_cpt(self):
         """The estimate is the sum of chars / CPT."""
-        chars = (10, 4, 5, 6, 7, 8, 9, 3)
+        chars = (10, 4, 5, 6, 7, 8, 9, 3, 0)
         assert approx_tokens(chars) == pytest.approx(
             sum(c / p for c, p in zip(chars, CHARS_PER_TOKEN, strict=True))
         )
@@ -280,7 +290,7 @@ class TestRecords:
     def test_n_features_matches_vector(self):
         """A message's vector is N_FEATURES long and holds the intercept at FEATURE_BIAS."""
         (features,) = local_counter("gpt-4o").message_features([HumanMessage("hi 42")])
-        assert len(features.vector) == N_FEATURES == 10
+        assert len(features.vector) == N_FEATURES == 13
         assert features.vector[FEATURE_BIAS] == 1.0
 
     def test_layout_constants_cover_the_vector(self):
@@ -289,6 +299,8 @@ class TestRecords:
             FEATURE_BIAS,
             *range(N_FEATURES)[FEATURE_CLASSES],
             FEATURE_IMAGE,
+            FEATURE_TOOL_CALLS,
+            FEATURE_TOOL_RESULT,
         ]
         assert positions == list(range(N_FEATURES))
         assert len(range(N_FEATURES)[FEATURE_CLASSES]) == len(CONTENT_CLASSES)
