@@ -220,6 +220,11 @@ class Calibrator:
         self.downweighted = 0
 
     @property
+    def prior(self) -> Prior:
+        """The prior and noise model this calibrator was made with."""
+        return self._prior
+
+    @property
     def coefficients(self) -> tuple[float, ...]:
         """The current residual coefficients, in `COEFFICIENT_NAMES` order."""
         if self._dirty:

@@ -288,23 +288,31 @@ class CounterState:
         vector (None if there are none) and noise variance, and the variance
         of the provisional costs among the others.
         """
-        ledger, noise_of, costs = self.ledger, self.calibrator.noise, self.costs
-        totals: list[float] | None = None
+        ledger, costs = self.ledger, self.costs
+        prior = self.calibrator.prior
+        rel, floor = prior.noise_rel, prior.noise_abs
+        digests, locs = feats.digests, feats.locals
+        estimated: list[int] = []
         noise_var = provisional = 0.0
-        digests = feats.digests
-        for j in range(start, len(feats)):
+        for j in range(start, len(digests)):
             entry = costs.get(digests[j]) or self.cost(feats[j])
             if entry[1]:
                 weight = ledger.message_weight(digests[j])
-                provisional += 1.0 / weight if weight > 0.0 else 0.0
+                if weight > 0.0:
+                    provisional += 1.0 / weight
                 continue
-            f = feats[j]
-            noise = noise_of(f.local)
+            estimated.append(j)
+            noise = rel * locs[j] + floor
             noise_var += noise * noise
-            if totals is None:
-                totals = list(f.vector)
-            else:
-                totals = [a + b for a, b in zip(totals, f.vector, strict=True)]
+        if not estimated:
+            return None, noise_var, provisional
+        if len(estimated) == len(digests) - start:
+            return feats.vector_sum(start), noise_var, provisional
+        totals = [0.0] * N_FEATURES
+        for j in estimated:
+            for i, v in enumerate(feats.vector(j)):
+                if v:
+                    totals[i] += v
         return totals, noise_var, provisional
 
     def split(self, feats: FeatureBatch, tools_f: ToolFeatures) -> Split:
