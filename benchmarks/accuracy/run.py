@@ -117,7 +117,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--replicas",
         type=int,
         default=0,
-        help="independent runs per provider, each with fresh handlers and workloads (default: 3, --quick 1)",
+        help="independent runs per provider, each with fresh handlers and workloads (default: 4, --quick 1)",
     )
     parser.add_argument(
         "--calls",
@@ -134,7 +134,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     size = "quick" if args.quick else "full"
-    replicas = args.replicas or (1 if args.quick else 3)
+    replicas = args.replicas or (1 if args.quick else 4)
     wanted = {p.strip() for p in args.providers.split(",") if p.strip()}
     specs = [p for p in PROVIDERS if not wanted or p.model in wanted]
 

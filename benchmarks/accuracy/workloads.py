@@ -74,7 +74,7 @@ SIZES = {
         3, 12, 6, 8, 1, (5, 8), 1, 2, (4, 6), 1, (12, 14), (1500,), 2, (2, 2), 1, 30
     ),
     "full": Size(
-        10, 40, 30, 16, 5, (6, 16), 2, 3, (5, 9), 2, (20, 28), (2500, 6000), 4, (2, 3), 3, 100
+        10, 48, 30, 16, 5, (6, 16), 2, 3, (5, 9), 2, (20, 28), (2500, 6000), 4, (2, 3), 3, 100
     ),
 }  # fmt: skip
 
@@ -189,6 +189,12 @@ def build_workload(
         for i in range(spec.batches)
     )
     rng.shuffle(blocks)
+    # A first call with tools bound is common (an agent's first step): one
+    # tool-bound one-shot goes among the first blocks, so cold starts have some.
+    shots = [b for b in blocks if isinstance(b[0], ToolShot)]
+    if shots:
+        blocks.remove(shots[0])
+        blocks.insert(rng.randrange(min(3, len(blocks) + 1)), shots[0])
     return Workload(blocks)
 
 
