@@ -108,8 +108,13 @@ def shared_system(records: list[dict[str, Any]], after: int = 5) -> dict[str, An
     if not late:
         return {"n": 0}
     errs = errors(late)
+    styles = {
+        style: mape([r for r in late if r["session"] == f"pipeline-{style}"])
+        for style in ("examples", "documents")
+    }
     return {
         "n": len(late),
+        "by_style": styles,
         "tokencal": mape(late),
         "tokencal_bias": sum(errs) / len(errs),
         "tokencal_worst": max(map(abs, errs)),

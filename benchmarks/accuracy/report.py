@@ -127,7 +127,10 @@ def format_coverage(cov: dict[str, dict[str, Any]]) -> str:
 def format_shared(shared: dict[str, dict[str, Any]]) -> str:
     lines = [
         "== single-turn pipeline, one shared system prompt (fresh handler; calls 6+)",
-        f"{'provider':<22}{'n':>6}{'calls1-5%':>11}{'tokencal%':>11}{'bias%':>8}{'worst%':>8}{'approx%':>9}",
+        (
+            f"{'provider':<22}{'n':>6}{'calls1-5%':>11}{'tokencal%':>11}{'bias%':>8}{'worst%':>8}"
+            f"{'approx%':>9}{'examples%':>11}{'documents%':>12}"
+        ),
     ]
     for p, s in shared.items():
         if not s.get("n"):
@@ -135,6 +138,7 @@ def format_shared(shared: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"{p:<22}{s['n']:>6}{_pct(s['first5'], 11)}{_pct(s['tokencal'], 11)}{_pct(s['tokencal_bias'], 8)}"
             f"{_pct(s['tokencal_worst'], 8)}{_pct(s['lc_approx'], 9)}"
+            f"{_pct(s['by_style']['examples'], 11)}{_pct(s['by_style']['documents'], 12)}"
         )
     return "\n".join(lines)
 

@@ -405,21 +405,41 @@ class Agent(Session):
 
 
 class Pipeline(Session):
-    """Single-turn calls: one shared system prompt, a new user message each time."""
+    """Single-turn calls: one shared system prompt, a new user message each time.
+
+    Two styles: ``examples`` (instructions and worked examples, hundreds to
+    thousands of tokens, then short user messages) and ``documents`` (a
+    one-paragraph instruction, then a document of a few hundred to a few
+    thousand tokens per call, as a summarizing or extracting step sends).
+    """
 
     kind = "pipeline"
 
     def __init__(
-        self, corpus: Corpus, rng: random.Random, profile: str, sid: str, *, turns: int
+        self,
+        corpus: Corpus,
+        rng: random.Random,
+        profile: str,
+        sid: str,
+        *,
+        turns: int,
+        style: str = "examples",
     ) -> None:
         super().__init__(corpus, rng, profile, sid, turns=turns)
-        self.system = SystemMessage(pipeline_system(corpus, rng, profile))
+        self.style = style
+        if style == "documents":
+            self.system = SystemMessage(rng.choice(PIPELINE_TASKS))
+        else:
+            self.system = SystemMessage(pipeline_system(corpus, rng, profile))
 
     def next_prompt(self) -> Prompt | None:
         if self.turns_left <= 0:
             return None
         self.turns_left -= 1
-        text = self.user_text(log_uniform(self.rng, 8, 700))
+        if self.style == "documents":
+            text = self.user_text(log_uniform(self.rng, 150, 4000))
+        else:
+            text = self.user_text(log_uniform(self.rng, 8, 700))
         return self.prompt([self.system, HumanMessage(text)])
 
     def feed(self, reply: AIMessage) -> None:

@@ -201,14 +201,20 @@ def build_workload(
 def build_pipeline(
     corpus: Corpus, seed: int, size: str, provider_index: int
 ) -> Workload:
-    """The pipeline stream of one provider: one shared system prompt, single turns."""
+    """The pipeline stream of one provider: one shared system prompt, single turns.
+
+    Even seeds (replicas) get an ``examples`` pipeline, odd ones a
+    ``documents`` pipeline (`sessions.Pipeline`).
+    """
     spec = SIZES[size]
     rng, child = _rngs(seed, provider_index)
+    style = "documents" if seed % 2 else "examples"
     session = Pipeline(
         corpus,
         child("pipeline"),
         rng.choice(PROFILES),
-        "pipeline",
+        f"pipeline-{style}",
         turns=spec.pipeline_calls,
+        style=style,
     )
     return Workload([[session]])
