@@ -10,21 +10,21 @@ same reports by the driver.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import deque
 from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+import tiktoken
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
-
-from langchain_tokencal._counting import local_counter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from langchain_tokencal._calibration import TokenEstimate
+    from langchain_tokencal import TokenEstimate
 
 __all__ = ["BASELINES", "METHODS", "Call", "Method", "make_methods"]
 
@@ -37,6 +37,7 @@ class Call:
     messages: Sequence[BaseMessage]
     tools: list[dict[str, Any]] | None
     est: TokenEstimate  # tokencal's estimate of the same prompt, made once
+    local: int  # tokencal's uncalibrated local count (`TokenEstimate.local_tokens`)
 
 
 class Method:
@@ -116,31 +117,76 @@ class MedianRatio(Method):
     def predict(self, call: Call) -> int:
         ratios = self._ratios.get(call.model)
         if not ratios:
-            return call.est.local_tokens
-        return round(call.est.local_tokens * median(ratios))
+            return call.local
+        return round(call.local * median(ratios))
 
     def learn(self, call: Call, reported: int) -> None:
-        if call.est.local_tokens <= 0:
+        if call.local <= 0:
             return
-        ratio = reported / call.est.local_tokens
+        ratio = reported / call.local
         if 0.5 <= ratio <= 2.0:
             self._ratios.setdefault(call.model, deque(maxlen=self.WINDOW)).append(ratio)
 
 
-class Tiktoken(Method):
-    """OpenAI's accounting with o200k_base for every model, uncalibrated."""
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(
+        b if isinstance(b, str) else str(b.get("text", ""))
+        for b in content
+        if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
+    )
 
-    name = "tiktoken"
+
+class PlainTiktoken(Method):
+    """A tiktoken vocabulary with OpenAI's message framing, uncalibrated.
+
+    3 per message + 1 for the role + the content, 3 priming the reply; a tool
+    call is its name and JSON arguments, bound tools are the tokens of their
+    JSON. What people count with when they have no tokenizer for the model;
+    independent of the package under test.
+    """
+
+    ENCODING = ""
 
     def __init__(self) -> None:
-        self._counter = local_counter("gpt-4o", "openai")
+        enc = tiktoken.get_encoding(self.ENCODING)
+        self._count = functools.lru_cache(maxsize=50_000)(
+            lambda text: len(enc.encode_ordinary(text))
+        )
 
     def predict(self, call: Call) -> int:
-        return self._counter(call.messages, call.tools)
+        count = self._count
+        total = 3
+        for m in call.messages:
+            total += 4 + count(_text(m.content))
+            if isinstance(m, AIMessage):
+                for c in m.tool_calls:
+                    total += count(c["name"]) + count(json.dumps(c["args"]))
+        if call.tools:
+            total += count(json.dumps(call.tools))
+        return total
+
+
+class Cl100k(PlainTiktoken):
+    name = "cl100k"
+    ENCODING = "cl100k_base"
+
+
+class O200k(PlainTiktoken):
+    name = "o200k"
+    ENCODING = "o200k_base"
 
 
 METHODS = ("tokencal", "tokencal_high")
-BASELINES = ("chars4", "lc_approx", "lc_approx_scaled", "median_ratio", "tiktoken")
+BASELINES = (
+    "chars4",
+    "lc_approx",
+    "lc_approx_scaled",
+    "median_ratio",
+    "cl100k",
+    "o200k",
+)
 _CLASSES: dict[str, type[Method]] = {
     c.name: c
     for c in (
@@ -150,7 +196,8 @@ _CLASSES: dict[str, type[Method]] = {
         LCApprox,
         LCApproxScaled,
         MedianRatio,
-        Tiktoken,
+        Cl100k,
+        O200k,
     )
 }
 

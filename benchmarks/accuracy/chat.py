@@ -2,26 +2,23 @@
 
 `normalize` turns LangChain messages into `Msg` records (roles as OpenAI names
 them); a `Template` renders them to text and counts it with its family's
-vocabulary from ``quicktok``, each special-token string counting as one token.
+vocabulary (`vocab`), each special-token string counting as one token.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import quicktok
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
+
+from benchmarks.accuracy.vocab import vocabulary
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["Msg", "Template", "functions", "normalize"]
-
-# Every special token of the bundled vocabularies looks like one of these.
-_SPECIAL_CANDIDATE = re.compile(r"<\|[^\s<>|]{1,64}\|>|</?[a-z_]{3,16}>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +56,9 @@ def normalize(messages: Sequence[BaseMessage]) -> list[Msg]:
             )
             out.append(Msg("assistant", _text(m.content), calls))
         elif isinstance(m, ToolMessage):
-            out.append(Msg("tool", _text(m.content), tool_call_id=m.tool_call_id))
+            out.append(
+                Msg("tool", _text(m.content), tool_call_id=m.tool_call_id, name=m.name)
+            )
         else:
             out.append(Msg("user", _text(m.content), name=m.name))
     return out
@@ -74,12 +73,12 @@ class Template:
     """Base: render to text and count with the family's vocabulary."""
 
     name: ClassVar[str]
-    encoding: ClassVar[str]
+    encoding: ClassVar[str]  # a `vocab.vocabulary` name
     eos: ClassVar[int] = 1  # the end-of-turn token a server counts as generated
+    call_id_length: ClassVar[int | None] = None  # Mistral: exactly 9 alphanumerics
 
     def __init__(self) -> None:
-        self._enc = quicktok.get_encoding(self.encoding)
-        self._specials = frozenset(self._enc.special_tokens_set)
+        self.vocab = vocabulary(self.encoding)
 
     def render(
         self, msgs: Sequence[Msg], tools: Sequence[dict[str, Any]] | None
@@ -92,28 +91,12 @@ class Template:
         return self.count_with_special(self.render(msgs, tools))
 
     def count_with_special(self, text: str) -> int:
-        """Tokens of a rendered prompt, each special-token string counting as one.
-
-        Equal to ``len(encode_with_special(text))``: the text between special
-        tokens is encoded piece by piece either way. quicktok's own special
-        matching is slow with o200k_harmony's thousand specials, hence this.
-        """
-        count = self._enc.count
-        total = 0
-        pos = 0
-        for match in _SPECIAL_CANDIDATE.finditer(text):
-            if match.group() in self._specials:
-                if match.start() > pos:
-                    total += count(text[pos : match.start()])
-                total += 1
-                pos = match.end()
-        if pos < len(text):
-            total += count(text[pos:])
-        return total
+        """Tokens of a rendered prompt, each special-token string counting as one."""
+        return self.vocab.count_with_special(text)
 
     def tokens(self, text: str) -> int:
         """Tokens of plain text (special-token strings count as text)."""
-        return self._enc.count(text)
+        return self.vocab.count(text)
 
     def render_call(self, name: str, args: dict[str, Any]) -> str:
         return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)

@@ -174,6 +174,32 @@ class Corpus:
             target = max(int(target * chars / len(text)), 1)
         return text[: 2 * chars + 100]
 
+    def records(self, kind: str, rng: random.Random, chars: int) -> str:
+        """Search results over texts of one kind, as a Python tool returns them.
+
+        ``json.dumps``' default escapes every non-ASCII character (``\\uXXXX``),
+        which is what most tools send; compact or indented. ``chars`` counts
+        the serialized (escaped) text.
+        """
+        pool = self.pools.get(kind) or self.pools["en"]
+        start = rng.randrange(len(pool))
+        items: list[dict[str, Any]] = []
+        size = 40
+        while size < chars and len(items) < 200:
+            i = start + 2 * len(items)
+            item = {
+                "id": 1000 + rng.randrange(9000),
+                "title": pool[i % len(pool)][:80],
+                "snippet": pool[(i + 1) % len(pool)][:600],
+                "score": round(rng.random(), 3),
+            }
+            items.append(item)
+            size += len(json.dumps(item)) + 2
+        value = {"total": len(items), "results": items}
+        if rng.random() < 0.6:
+            return json.dumps(value)
+        return json.dumps(value, indent=2)
+
 
 def _fit_json(value: Any, rng: random.Random, chars: int) -> Any:
     """Cut a JSON value down to about ``chars`` serialized characters."""

@@ -2,15 +2,20 @@
 
 The user-facing content of every prompt comes from the corpus; these are only
 the short instructions an application or a user adds around it, the system
-prompts, and the tool sets agents bind (OpenAI format, as ``bind_tools``
-converts them).
+prompts and the instructions of pipelines. The tool sets are in `toolsets`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["ASKS", "PROFILES", "SYSTEMS", "TOOLSETS"]
+__all__ = [
+    "ASKS",
+    "PERSONAS",
+    "PIPELINE_TASKS",
+    "PROFILES",
+    "SYSTEMS",
+    "TINY",
+    "TINY_ASKS",
+]
 
 # Content profile of a session, drawn uniformly from this list (so weighted).
 PROFILES = (
@@ -44,49 +49,70 @@ SYSTEMS = (
     "You are a support agent for a Linux distribution. Be precise; ask before assuming.",
     "You are a translator and technical writer. Keep the user's terminology.",
 )
-TOOLSETS: tuple[tuple[dict[str, Any], ...], ...] = (
+# Tiny prompts (a few tokens): what chat front-ends, routers and health checks send.
+TINY = (
+    "hi",
+    "Hello!",
+    "thanks",
+    "ok, go on",
+    "What time is it in Tokyo?",
+    "Say yes or no.",
+    "2+2?",
+    "Translate 'good morning' into French.",
+    "Is this spam: WIN A FREE PHONE",
+    "ping",
+    "Give me one word for happy.",
+    "Capital of Peru?",
+    "Summarize: the build is green.",
+    "Classify the sentiment: I love it",
+    "Fix the typo: recieve",
+    "Reply with OK.",
+)
+# Short instructions tiny prompts put before a few words of the corpus.
+TINY_ASKS = (
+    "Define:",
+    "Translate into German:",
+    "Fix the grammar:",
+    "Is this polite?",
+    "Classify:",
+    "One synonym for",
+    "Spell out:",
+    "Tag the language:",
+)
+# Instructions of single-turn pipelines (classification, extraction, review):
+# the fixed part of a shared system prompt; `sessions` adds worked examples
+# drawn from the corpus, so each pipeline's prompt is a few hundred to a few
+# thousand tokens.
+PIPELINE_TASKS = (
     (
-        {"type": "function", "function": {
-            "name": "search_docs", "description": "Search the documentation index and return matching passages.",
-            "parameters": {"type": "object", "properties": {
-                "query": {"type": "string", "description": "Full-text query."},
-                "top_k": {"type": "integer", "description": "How many passages to return."},
-                "language": {"type": "string", "enum": ["en", "zh", "ja", "ru"], "description": "Language of the passages."},
-            }, "required": ["query"]}}},
-        {"type": "function", "function": {
-            "name": "read_file", "description": "Read a slice of a source file from the repository.",
-            "parameters": {"type": "object", "properties": {
-                "path": {"type": "string", "description": "Path relative to the repository root."},
-                "start_line": {"type": "integer", "description": "First line, 1-based."},
-                "end_line": {"type": "integer", "description": "Last line, inclusive."},
-            }, "required": ["path"]}}},
+        "You are the triage step of a support pipeline. Read the customer's message and "
+        "answer with one JSON object with the keys category, urgency (1-5), language and "
+        "summary (one sentence, English). Categories: billing, outage, bug, how-to, "
+        "account, other. Never answer the customer directly; never invent facts that are "
+        "not in the message."
     ),
     (
-        {"type": "function", "function": {
-            "name": "run_sql", "description": "Run a read-only SQL query against the analytics warehouse.",
-            "parameters": {"type": "object", "properties": {
-                "query": {"type": "string", "description": "A single SELECT statement."},
-                "database": {"type": "string", "enum": ["analytics", "billing", "events"], "description": "Target database."},
-                "limit": {"type": "integer", "description": "Maximum rows."},
-            }, "required": ["query", "database"]}}},
-        {"type": "function", "function": {
-            "name": "lookup_status", "description": "Describe an HTTP status code.",
-            "parameters": {"type": "object", "properties": {
-                "code": {"type": "integer", "description": "The status code."},
-            }, "required": ["code"]}}},
-        {"type": "function", "function": {
-            "name": "unicode_info", "description": "Return Unicode properties of characters.",
-            "parameters": {"type": "object", "properties": {
-                "text": {"type": "string", "description": "Characters to describe."},
-                "fields": {"type": "array", "items": {"type": "string", "enum": ["name", "category", "codepoint"]}, "description": "Properties to include."},
-            }, "required": ["text"]}}},
+        "You extract structured data for a search index. For the document the user sends, "
+        "list the people, organisations, products and dates it mentions, each with the "
+        "exact span of text it comes from. Output JSON lines only. If a field is unknown, "
+        "leave it out rather than guessing."
     ),
     (
-        {"type": "function", "function": {
-            "name": "get_weather", "description": "Get the current weather for a city.",
-            "parameters": {"type": "object", "properties": {
-                "city": {"type": "string", "description": "City name, in any language."},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "description": "Temperature unit."},
-            }, "required": ["city"]}}},
+        "You are a translation memory assistant. Translate the user's text into English, "
+        "keeping placeholders such as %s, {name} and <b> tags exactly as they are. Keep the "
+        "register of the source. Output only the translation."
     ),
-)  # fmt: skip
+    (
+        "You review code changes for a platform team. Point out bugs first, then risky "
+        "behaviour, then style, each as a bullet with the line it concerns. Be brief; do "
+        "not repeat the code back. Say 'LGTM' if there is nothing to report."
+    ),
+)
+PERSONAS = (
+    "You are a meticulous archivist",
+    "You are a friendly tutor for adult learners",
+    "You are an on-call site reliability engineer",
+    "You are a contract lawyer reviewing licences",
+    "You are a data journalist",
+    "You are a product manager writing release notes",
+)

@@ -1,14 +1,24 @@
-"""The hidden accounting of hosted APIs: OpenAI's published rules and a Claude-like framing.
+"""The hidden accounting of hosted APIs: gpt-4o and a Claude-like model.
 
-- `OpenAIChat`: OpenAI's accounting for ``gpt-4o`` (o200k_base; 3 per message +
-  role + content, name + 1, 3 priming the reply; tool schemas by the cookbook's
-  function-definition rules; a tool call costs its name, its JSON arguments
-  and 4; a tool result 3 + role + content, its id uncounted).
-- `ClaudeLike`: a vocabulary none of the local counters use (cl100k_base) with
-  an Anthropic-like framing (``Human:``/``Assistant:`` turns, consecutive
-  same-role messages merged, XML tool calls and results), a fixed 346-token
-  tool preamble (Anthropic's documented figure for auto/none tool choice) plus
-  each tool's schema as the API receives it.
+- `OpenAIChat` (``gpt-4o``, o200k_base): every message is
+  ``<|im_start|>{header}<|im_sep|>{content}<|im_end|>`` (3 special tokens plus
+  the header and the content, tokenized apart), a name costs its tokens + 1,
+  and the reply is primed with 3. Tools are rendered as OpenAI shows them to
+  the model: ``# Tools``, ``## functions`` and a TypeScript
+  ``namespace functions`` (`typescript`), in a system message of their own
+  ahead of the conversation. Every tool call is
+  an assistant message with the header ``assistant to=functions.{name}`` and
+  the arguments string LangChain sends as its content; a tool result is a
+  message with the header ``functions.{name} to=assistant``. None of this uses
+  the package's (cookbook) tool-counting rules.
+- `ClaudeLike` (``claude-like``): the legacy Claude BPE (``anthropic==0.3.11``'s
+  ``tokenizer.json``, `vocab`), which no counter of the package has, with the
+  ``Human:``/``Assistant:`` framing (consecutive same-role messages merged)
+  and hidden costs a server adds and never shows: 7 tokens of framing per
+  prompt; with tools, a 389-token tool preamble (deliberately not Anthropic's
+  documented 346, the package's prior), 6 per tool around its JSON schema;
+  48 per tool call around its name and JSON input, 38 per tool result around
+  its content.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.accuracy.chat import Msg, Template, functions
+from benchmarks.accuracy.typescript import namespace
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,20 +36,22 @@ __all__ = ["ClaudeLike", "OpenAIChat"]
 
 
 class ClaudeLike(Template):
-    """An Anthropic-like framing over a vocabulary none of the local counters use."""
+    """The legacy Claude vocabulary with Anthropic-like hidden framing."""
 
     name = "claude-like"
-    encoding = "cl100k_base"
-    TOOL_PREAMBLE = 346  # Anthropic's documented tool system prompt, auto/none choice
-    FRAMING = 4
+    encoding = "claude-legacy"
     eos = 0
+    FRAMING = 7
+    TOOL_PREAMBLE = 389
+    PER_TOOL = 6
+    CALL_FRAMING = 48
+    RESULT_FRAMING = 38
 
     def render(
         self, msgs: Sequence[Msg], tools: Sequence[dict[str, Any]] | None
     ) -> str:
-        del tools  # sent beside the messages; `prompt_tokens` adds them
+        del tools  # rendered apart; `prompt_tokens` adds them
         out = []
-        names: dict[str, str] = {}
         turn = ""
         for m in msgs:
             if m.role == "system":
@@ -48,21 +61,11 @@ class ClaudeLike(Template):
             if role != turn:  # consecutive same-role messages merge into one turn
                 out.append(f"\n\n{role}: ")
                 turn = role
-            elif m.role != "tool":
-                out.append("\n\n")
-            if m.role == "assistant":
-                out.append(m.content)
-                for call_id, name, args in m.tool_calls:
-                    names[call_id] = name
-                    out.append(self.render_call(name, args))
-            elif m.role == "tool":
-                name = names.get(m.tool_call_id or "", "")
-                out.append(
-                    f"<function_results>\n<result>\n<tool_name>{name}</tool_name>\n<stdout>\n"
-                    f"{m.content}\n</stdout>\n</result>\n</function_results>"
-                )
             else:
-                out.append(m.content)
+                out.append("\n\n")
+            out.append(m.content)
+            for _, name, args in m.tool_calls:
+                out.append(self.render_call(name, args))
         out.append("\n\nAssistant:")
         return "".join(out)
 
@@ -70,6 +73,8 @@ class ClaudeLike(Template):
         self, msgs: Sequence[Msg], tools: Sequence[dict[str, Any]] | None
     ) -> int:
         total = self.FRAMING + self.tokens(self.render(msgs, tools))
+        total += sum(self.CALL_FRAMING * len(m.tool_calls) for m in msgs)
+        total += sum(self.RESULT_FRAMING for m in msgs if m.role == "tool")
         if tools:
             total += self.TOOL_PREAMBLE
             for f in functions(tools):
@@ -78,30 +83,17 @@ class ClaudeLike(Template):
                     "description": f.get("description", ""),
                     "input_schema": f.get("parameters", {}),
                 }
-                total += self.tokens(json.dumps(schema, ensure_ascii=False))
+                total += self.PER_TOOL + self.tokens(
+                    json.dumps(schema, ensure_ascii=False)
+                )
         return total
 
     def render_call(self, name: str, args: dict[str, Any]) -> str:
-        params = "".join(
-            f'<parameter name="{k}">{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}</parameter>\n'
-            for k, v in args.items()
-        )
-        return f'<function_calls>\n<invoke name="{name}">\n{params}</invoke>\n</function_calls>'
-
-
-# The cookbook's function-definition constants for gpt-4o-class models.
-_FUNC_INIT, _PROP_INIT, _PROP_KEY, _ENUM_INIT, _ENUM_ITEM, _FUNC_END = (
-    7,
-    3,
-    3,
-    -3,
-    3,
-    12,
-)
+        return f"\n{name}\n{json.dumps(args, ensure_ascii=False)}"
 
 
 class OpenAIChat(Template):
-    """OpenAI's chat accounting for gpt-4o (o200k_base)."""
+    """gpt-4o's prompt as the model reads it, with o200k_base."""
 
     name = "openai"
     encoding = "o200k_base"
@@ -111,38 +103,32 @@ class OpenAIChat(Template):
         self, msgs: Sequence[Msg], tools: Sequence[dict[str, Any]] | None
     ) -> int:
         t = self.tokens
-        total = 3  # every reply is primed with <|start|>assistant<|message|>
-        for m in msgs:
-            total += 3 + t(m.role) + t(m.content)
-            if m.name:
-                total += t(m.name) + 1
-            for _, name, args in m.tool_calls:
-                total += 4 + t(name) + t(json.dumps(args, ensure_ascii=False))
-        return total + self.tool_tokens(tools)
-
-    def tool_tokens(self, tools: Sequence[dict[str, Any]] | None) -> int:
+        msgs = list(msgs)
         fns = functions(tools)
-        if not fns:
-            return 0
-        t = self.tokens
-        total = 0
-        for f in fns:
-            total += _FUNC_INIT
-            desc = f.get("description", "").removesuffix(".")
-            total += t(f"{f['name']}:{desc}")
-            props = f.get("parameters", {}).get("properties", {})
-            if props:
-                total += _PROP_INIT
-                for key, prop in props.items():
-                    total += _PROP_KEY
-                    if "enum" in prop:
-                        total += _ENUM_INIT
-                        for item in prop["enum"]:
-                            total += _ENUM_ITEM + t(str(item))
-                    p_desc = prop.get("description", "").removesuffix(".")
-                    total += t(f"{key}:{prop.get('type', '')}:{p_desc}")
-        return total + _FUNC_END
+        if fns:
+            # A message of its own ahead of the conversation, so a tool set
+            # costs the same whatever the messages are.
+            msgs.insert(
+                0, Msg("system", "# Tools\n\n## functions\n\n" + namespace(fns))
+            )
+        total = 3  # every reply is primed with <|im_start|>assistant<|im_sep|>
+        names: dict[str, str] = {}
+        for m in msgs:
+            if m.role == "assistant":
+                if m.content or not m.tool_calls:
+                    total += 3 + t("assistant") + t(m.content)
+                for call_id, name, args in m.tool_calls:
+                    names[call_id] = name
+                    total += 3 + t(f"assistant to=functions.{name}")
+                    total += t(json.dumps(args, ensure_ascii=False))
+            elif m.role == "tool":
+                name = names.get(m.tool_call_id or "", m.name or "tool")
+                total += 3 + t(f"functions.{name} to=assistant") + t(m.content)
+            else:
+                total += 3 + t(m.role) + t(m.content)
+                if m.name:
+                    total += t(m.name) + 1
+        return total
 
     def render_call(self, name: str, args: dict[str, Any]) -> str:
-        del name  # the arguments are the generated text; the name is a field
-        return json.dumps(args, ensure_ascii=False)
+        return f" to=functions.{name}" + json.dumps(args, ensure_ascii=False)

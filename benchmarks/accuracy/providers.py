@@ -26,7 +26,7 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import override
 
 from benchmarks.accuracy.templates import TEMPLATES, Template, normalize
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
 
     from benchmarks.accuracy.corpus import Corpus
 
-__all__ = ["PROVIDERS", "HiddenChatModel", "ProviderSpec", "make_model", "script_of"]
+__all__ = [
+    "PROVIDERS",
+    "HiddenChatModel",
+    "ProviderSpec",
+    "digest",
+    "make_model",
+    "script_of",
+]
 
 _SCRIPTS = (
     ("ja", re.compile(r"[\u3040-\u30ff]")),
@@ -83,10 +90,18 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec("gpt-4o", "openai", "openai", "gpt-4o-2024-08-06"),
     ProviderSpec("claude-like", "anthropic", "claude-like", "claude-like-20250514"),
     ProviderSpec("gpt-oss-20b", "ollama", "harmony", "gpt-oss:20b"),
+    ProviderSpec(
+        "mistral-large-latest", "mistralai", "mistral-v7", "mistral-large-2411"
+    ),
+    ProviderSpec(
+        "open-mistral-nemo", "mistralai", "mistral-tekken", "open-mistral-nemo-2407"
+    ),
+    ProviderSpec("deepseek-chat", "deepseek", "deepseek-v3", "deepseek-chat"),
 )
 
 
-def _digest(messages: Sequence[BaseMessage]) -> bytes:
+def digest(messages: Sequence[BaseMessage]) -> bytes:
+    """A content hash of a prompt (what a reply is seeded by)."""
     h = hashlib.blake2b(digest_size=16)
     for m in messages:
         h.update(m.type.encode())
@@ -99,6 +114,8 @@ def _example(schema: dict[str, Any], rng: random.Random, words: Sequence[str]) -
     """A deterministic value that validates against a (simple) JSON schema."""
     if "enum" in schema:
         return schema["enum"][rng.randrange(len(schema["enum"]))]
+    if "anyOf" in schema:
+        return _example(schema["anyOf"][0], rng, words)
     kind = schema.get("type", "string")
     if kind == "object":
         required = set(schema.get("required", ()))
@@ -134,8 +151,11 @@ class HiddenChatModel(BaseChatModel):
     provider: str
     served: str
     template_name: str
-    corpus: Any = None
+    corpus: Any = Field(default=None, repr=False)  # repr: LangChain serializes it
     reply_tokens: tuple[int, int] = (15, 500)
+    # Called with the messages before answering: `batchorder` holds a call
+    # here to make a batch complete in a chosen order.
+    gate: Any = Field(default=None, repr=False)
 
     _template: Template = PrivateAttr()
     _words: list[str] = PrivateAttr()
@@ -207,9 +227,11 @@ class HiddenChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.gate is not None:
+            self.gate(messages)
         tools = kwargs.get("tools") or None
-        digest = _digest(messages)
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        key = digest(messages)
+        rng = random.Random(int.from_bytes(key[:8], "big"))
         input_tokens = self.true_prompt_tokens(messages, tools)
         calls: list[dict[str, Any]] = []
         text = ""
@@ -224,10 +246,7 @@ class HiddenChatModel(BaseChatModel):
             for i in range(n):
                 fn = tools[rng.randrange(len(tools))]["function"]
                 args = _example(fn.get("parameters", {}), rng, self._words)
-                call_id = (
-                    "call_"
-                    + hashlib.blake2b(digest + bytes([i]), digest_size=12).hexdigest()
-                )
+                call_id = self._call_id(key + bytes([i]))
                 calls.append(
                     {
                         "name": fn["name"],
@@ -255,7 +274,7 @@ class HiddenChatModel(BaseChatModel):
         message = AIMessage(
             content=text,
             tool_calls=calls,
-            id="run-" + digest.hex()[:24],
+            id="run-" + key.hex()[:24],
             usage_metadata={
                 "input_tokens": input_tokens,
                 "output_tokens": output,
@@ -268,6 +287,15 @@ class HiddenChatModel(BaseChatModel):
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _call_id(self, seed: bytes) -> str:
+        raw = hashlib.blake2b(seed, digest_size=12).digest()
+        length = self._template.call_id_length
+        if length is None:
+            return "call_" + raw.hex()
+        alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        n = int.from_bytes(raw, "big")
+        return "".join(alphabet[(n >> (6 * k)) % 62] for k in range(length))
 
     def _compose(self, kind: str, rng: random.Random, tokens: int) -> str:
         corpus: Corpus | None = self.corpus

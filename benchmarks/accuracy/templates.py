@@ -3,7 +3,7 @@
 Each `Template` turns a LangChain prompt (messages + bound tools) into the
 number a server reports as ``prompt_tokens``. The text-based templates render
 the prompt exactly as the model family's chat template does and tokenize the
-whole text with the family's vocabulary (``quicktok``), special-token strings
+whole text with the family's vocabulary (`vocab`), special-token strings
 counting as one token each, as vLLM does with ``apply_chat_template`` and
 ``add_generation_prompt=True``:
 
@@ -20,8 +20,9 @@ counting as one token each, as vLLM does with ``apply_chat_template`` and
 - `Harmony`: gpt-oss's harmony format with ``o200k_harmony`` (system and
   developer messages, channels, tools as a TypeScript ``namespace functions``).
 
-The hosted APIs' accounting (`OpenAIChat`, `ClaudeLike`) lives in `hosted`;
-`TEMPLATES` maps every template name to its class.
+The hosted APIs' accounting (`OpenAIChat`, `ClaudeLike`) lives in `hosted`,
+Mistral's and DeepSeek's in `openweights`; `TEMPLATES` maps every template
+name to its class.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.accuracy.chat import Msg, Template, functions, normalize
 from benchmarks.accuracy.hosted import ClaudeLike, OpenAIChat
+from benchmarks.accuracy.openweights import DeepSeekV3, MistralLarge, MistralNemo
+from benchmarks.accuracy.typescript import namespace
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -175,29 +178,6 @@ class Qwen3(Template):
         return total + self.eos
 
 
-def _ts_type(schema: dict[str, Any], indent: str) -> str:
-    """A JSON schema as the TypeScript type the harmony format shows."""
-    if "enum" in schema:
-        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
-    kind = schema.get("type", "any")
-    if kind == "array":
-        return _ts_type(schema.get("items", {}), indent) + "[]"
-    if kind == "object" and "properties" in schema:
-        return "{\n" + _ts_props(schema, indent + "  ") + indent + "}"
-    return {"integer": "number", "object": "object"}.get(kind, kind)
-
-
-def _ts_props(schema: dict[str, Any], indent: str) -> str:
-    required = set(schema.get("required", ()))
-    lines = []
-    for key, prop in schema.get("properties", {}).items():
-        if prop.get("description"):
-            lines.append(f"{indent}// {prop['description']}\n")
-        opt = "" if key in required else "?"
-        lines.append(f"{indent}{key}{opt}: {_ts_type(prop, indent)},\n")
-    return "".join(lines)
-
-
 class Harmony(Template):
     """gpt-oss's harmony format with the o200k_harmony vocabulary."""
 
@@ -226,17 +206,7 @@ class Harmony(Template):
             if system is not None:
                 out.append(f"# Instructions\n\n{system}\n\n")
             if tools:
-                out.append("# Tools\n\n## functions\n\nnamespace functions {\n\n")
-                for f in functions(tools):
-                    out.append(f"// {f.get('description', '')}\n")
-                    params = f.get("parameters", {})
-                    if params.get("properties"):
-                        out.append(
-                            f"type {f['name']} = (_: {{\n{_ts_props(params, '')}}}) => any;\n\n"
-                        )
-                    else:
-                        out.append(f"type {f['name']} = () => any;\n\n")
-                out.append("} // namespace functions")
+                out.append("# Tools\n\n## functions\n\n" + namespace(functions(tools)))
             out.append("<|end|>")
         names: dict[str, str] = {}
         for m in msgs:
@@ -267,5 +237,15 @@ class Harmony(Template):
 
 
 TEMPLATES: dict[str, type[Template]] = {
-    cls.name: cls for cls in (Llama31, Qwen3, ClaudeLike, Harmony, OpenAIChat)
+    cls.name: cls
+    for cls in (
+        Llama31,
+        Qwen3,
+        ClaudeLike,
+        Harmony,
+        OpenAIChat,
+        MistralLarge,
+        MistralNemo,
+        DeepSeekV3,
+    )
 }
