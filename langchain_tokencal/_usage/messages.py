@@ -2,7 +2,9 @@
 
 A message's ``usage_metadata`` is already in LangChain's convention; its
 ``response_metadata`` adds the labels (model, provider) and, from
-langchain-anthropic, the raw usage that says whether server tools ran. Without
+langchain-anthropic, the raw usage that says whether server tools ran (a
+streamed reply has no raw usage: its ``server_tool_use`` content blocks say
+so instead). Without
 ``usage_metadata`` the raw usage in ``response_metadata`` (or an `LLMResult`'s
 ``llm_output``) is searched instead.
 
@@ -45,6 +47,22 @@ __all__ = [
 ]
 
 _EPHEMERAL_KEYS: Final = frozenset(EPHEMERAL)
+# Content blocks of tools the provider ran inside the request (Anthropic's
+# server tools and MCP connector, LangChain's standard block): their results
+# were fed back as input, so the reported input is not the prompt.
+_SERVER_TOOL_BLOCKS: Final = frozenset(
+    {"server_tool_use", "mcp_tool_use", "server_tool_call"}
+)
+
+
+def _ran_server_tool(content: object) -> bool:
+    """Whether a reply's content shows a tool that ran on the provider's side."""
+    if type(content) is not list:
+        return False
+    return any(
+        isinstance(block, dict) and block.get("type") in _SERVER_TOOL_BLOCKS
+        for block in content
+    )
 
 
 def fast_message_usage(message: AIMessage, provider: str | None) -> TokenUsage | None:
@@ -57,6 +75,8 @@ def fast_message_usage(message: AIMessage, provider: str | None) -> TokenUsage |
     meta = message.usage_metadata
     if type(meta) is not dict or "total_cost" in meta:
         return None
+    if _ran_server_tool(message.content):
+        return None  # the general path flags the input
     counts = _fast_counts(meta)
     if counts is None:
         return None
@@ -160,6 +180,9 @@ def from_message(message: BaseMessage) -> Draft:
             raise no_usage(msg) from None
     if metadata:
         _label_from_metadata(draft, metadata)
+    if _ran_server_tool(message.content):
+        # langchain-anthropic's streams keep no raw usage; the blocks remain.
+        draft.flags.add("server_tool_input")
     return draft
 
 

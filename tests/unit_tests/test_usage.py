@@ -255,6 +255,60 @@ class TestAIMessage:
         assert usage is not None
         assert usage.flags == {"server_tool_input"}
 
+    @pytest.mark.parametrize(
+        "block",
+        [
+            pytest.param(
+                {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_01",
+                    "name": "web_search",
+                    "input": {"query": "port"},
+                },
+                id="anthropic-server-tool-use",
+            ),
+            pytest.param(
+                {"type": "mcp_tool_use", "id": "mcptoolu_01", "name": "x", "input": {}},
+                id="anthropic-mcp-tool-use",
+            ),
+            pytest.param(
+                {
+                    "type": "server_tool_call",
+                    "id": "s1",
+                    "name": "web_search",
+                    "args": {},
+                },
+                id="standard-server-tool-call",
+            ),
+        ],
+    )
+    def test_streamed_server_tool_blocks_are_flagged(
+        self, block: dict[str, Any]
+    ) -> None:
+        """A streamed reply has no raw usage; its server tool blocks flag the input."""
+        message = AIMessageChunk(
+            content=[block, {"type": "text", "text": "Open.", "index": 2}],
+            usage_metadata=usage_metadata(2410, 40),
+            response_metadata={
+                "model_provider": "anthropic",
+                "stop_reason": "end_turn",
+            },
+        )
+        usage = parse_usage(message)
+        assert usage is not None
+        assert usage.flags == {"server_tool_input"}
+        assert (usage.input_tokens, usage.output_tokens) == (2410, 40)
+
+    def test_client_tool_use_blocks_are_not_flagged(self) -> None:
+        """A tool the client runs adds nothing to this request's input."""
+        message = AIMessage(
+            content=[{"type": "tool_use", "id": "toolu_01", "name": "f", "input": {}}],
+            usage_metadata=usage_metadata(),
+        )
+        usage = parse_usage(message)
+        assert usage is not None
+        assert usage.flags == frozenset()
+
     def test_zero_server_tool_use_is_not_flagged(self) -> None:
         """server_tool_use with zero requests leaves the input trusted."""
         message = AIMessage(
