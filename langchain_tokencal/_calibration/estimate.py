@@ -43,6 +43,10 @@ RESIDUAL_FLOOR: Final = 32.0
 # Widening of the normal quantile before a model has standardized residuals:
 # the noise model is a guess until its residuals say otherwise.
 _PRIOR_WIDEN: Final = 1.25
+# The narrowest multiple of the sd an interval spans on either side: easy
+# reports (anchored, known content) dominate the residuals and would shrink
+# the multiple below what the hard ones (a new tool set) need.
+_MIN_Z: Final = 1.0
 # Confidence of an uncalibrated local count, by counter kind.
 _LOCAL_CONFIDENCE: Final[Mapping[CounterKind, float]] = {
     "exact": 0.95,
@@ -145,8 +149,8 @@ def standard_interval(
     ordered = sorted(zscores)
     # Few residuals understate the tails: widen by a small-sample factor.
     widen = 1.0 + 1.0 / len(ordered) ** 0.5
-    lo = min(_quantile(ordered, tail) * widen, -0.5)
-    hi = max(_quantile(ordered, 1.0 - tail) * widen, 0.5)
+    lo = min(_quantile(ordered, tail) * widen, -_MIN_Z)
+    hi = max(_quantile(ordered, 1.0 - tail) * widen, _MIN_Z)
     return lo, hi
 
 

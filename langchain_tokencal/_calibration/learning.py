@@ -297,7 +297,8 @@ class Learner:
             # says about it given the others' spread.
             weight = 1.0 / var + 1.0 / max(total_var - var, _REPORT_VAR)
             if digest is None:
-                self._record("base", Base(fingerprint, value, weight))
+                if tools_f.count:  # without tools the regression has the base
+                    self._record("base", Base(fingerprint, value, weight))
             else:
                 self._record("message", Message(digest, value, 0, weight))
 

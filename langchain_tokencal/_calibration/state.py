@@ -228,10 +228,12 @@ class CounterState:
         """Fixed cost of a prompt beyond its messages, and whether it is known.
 
         A tool set's learned base holds what its reports showed beyond their
-        messages (the template's framing, a hidden preamble, how the schemas
-        are really rendered), so it is used whenever it exists.
+        messages (a hidden preamble, how its schemas are really rendered),
+        which no shared coefficient can know, so it is used whenever it
+        exists. Without tools the base is the framing alone: the regression's
+        framing coefficient, fitted jointly with every other, knows it best.
         """
-        value = self.ledger.base_cost(tools_f.fingerprint)
+        value = self.ledger.base_cost(tools_f.fingerprint) if tools_f.count else None
         if value is not None:
             return value, True
         return base_estimate(self.calibrator.coefficients, self.framing, tools_f), False
@@ -267,7 +269,7 @@ class CounterState:
         totals, noise_var, provisional = self._message_spread(feats, start)
         base_tools: ToolFeatures | None = None
         if start == 0:
-            if ledger.base_cost(tools_f.fingerprint) is None:
+            if not tools_f.count or ledger.base_cost(tools_f.fingerprint) is None:
                 base_tools = tools_f
                 noise = cal.noise(self.framing + tools_f.local)
                 noise_var += noise * noise

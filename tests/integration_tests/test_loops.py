@@ -19,16 +19,6 @@ KINDS = ("chat", "tool")
 
 # Measured misses, by (client, kind): each reason states the numbers.
 _HIGH_MISSES = {
-    ("openai-chat", "tool"): (
-        "high < truth on 1/30 calls: call 1, the tool set's first use (estimate 355, "
-        "high 360, truth 365, -2.7%): the interval of the exact gpt-4o counter is "
-        "+5 tokens while its tool-schema rules and the server's namespace rendering "
-        "differ by 10"
-    ),
-    ("openai-responses", "tool"): (
-        "high < truth on 1/30 calls: call 1, the tool set's first use (estimate 355, "
-        "high 360, truth 365, -2.7%), as through Chat Completions"
-    ),
     ("vllm", "tool"): (
         "high < truth on 2/30 calls, both first uses of a tool set: call 1 "
         "(estimate 462, high 636, truth 687, -32.8%; Llama 3.1's tool prompt) and "
