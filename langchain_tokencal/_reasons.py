@@ -25,6 +25,9 @@ __all__ = [
     "MULTIMODAL",
     "NO_USAGE",
     "REASONS",
+    "SHRUNK_PREFIX",
+    "TRUNCATED",
+    "UNCACHED_ONLY",
     "Reason",
 ]
 
@@ -36,6 +39,9 @@ Reason = Literal[
     "internal error",
     "implausible ratio",
     "multimodal: not calibrated",
+    "no larger than its reported prefix",
+    "uncached tokens only",
+    "truncated context",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -53,6 +59,14 @@ IMPLAUSIBLE_RATIO: Final[Reason] = "implausible ratio"
 """The reported count is far outside what the prompt's local count allows."""
 MULTIMODAL: Final[Reason] = "multimodal: not calibrated"
 """Media blocks whose cost the local count cannot see."""
+SHRUNK_PREFIX: Final[Reason] = "no larger than its reported prefix"
+"""The prompt extends one already reported, yet was reported no larger."""
+UNCACHED_ONLY: Final[Reason] = "uncached tokens only"
+"""Far below the prompt's known or local count: the server left its prompt
+cache hits out of ``input_tokens``."""
+TRUNCATED: Final[Reason] = "truncated context"
+"""The count stayed at a ceiling while the prompt grew beyond it: the server
+cut the prompt to its context window."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""
