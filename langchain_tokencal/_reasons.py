@@ -26,6 +26,7 @@ __all__ = [
     "NO_USAGE",
     "REASONS",
     "SHRUNK_PREFIX",
+    "STREAM_WITHOUT_INPUT",
     "TRUNCATED",
     "UNCACHED_ONLY",
     "Reason",
@@ -42,6 +43,7 @@ Reason = Literal[
     "no larger than its reported prefix",
     "uncached tokens only",
     "truncated context",
+    "stream without input tokens",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -67,6 +69,9 @@ cache hits out of ``input_tokens``."""
 TRUNCATED: Final[Reason] = "truncated context"
 """The count stayed at a ceiling while the prompt grew beyond it: the server
 cut the prompt to its context window."""
+STREAM_WITHOUT_INPUT: Final[Reason] = "stream without input tokens"
+"""A stream reported output tokens with ``input_tokens`` 0 (an output-only
+usage delta)."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""

@@ -20,6 +20,7 @@ from langchain_tokencal._reasons import (
     IMPLAUSIBLE_RATIO,
     NO_USAGE,
     SHRUNK_PREFIX,
+    STREAM_WITHOUT_INPUT,
     TRUNCATED,
     UNCACHED_ONLY,
 )
@@ -194,6 +195,21 @@ def _server_issues(s: ModelStats) -> list[HealthIssue]:
                 "reported for its beginning, and were not learned: the server "
                 "drops or stops counting part of the history (a context limit, a "
                 "prompt cache, a template that strips earlier turns).",
+            )
+        )
+    n = rejected.get(STREAM_WITHOUT_INPUT, 0)
+    if n:
+        out.append(
+            HealthIssue(
+                s.model,
+                "stream_without_input",
+                "warning",
+                f"{n} streamed run(s) reported output tokens with input_tokens 0, "
+                "so nothing was learned from them: the stream's usage names only "
+                "the reply (an Anthropic-compatible server sending an output-only "
+                "message_delta), and stream_usage is already on. Counts learn "
+                "from invoke() calls, or from a server whose stream reports "
+                "input_tokens.",
             )
         )
     return out
