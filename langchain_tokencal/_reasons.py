@@ -25,6 +25,10 @@ __all__ = [
     "MULTIMODAL",
     "NO_USAGE",
     "REASONS",
+    "SHRUNK_PREFIX",
+    "STREAM_WITHOUT_INPUT",
+    "TRUNCATED",
+    "UNCACHED_ONLY",
     "Reason",
 ]
 
@@ -36,6 +40,10 @@ Reason = Literal[
     "internal error",
     "implausible ratio",
     "multimodal: not calibrated",
+    "no larger than its reported prefix",
+    "uncached tokens only",
+    "truncated context",
+    "stream without input tokens",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -53,6 +61,17 @@ IMPLAUSIBLE_RATIO: Final[Reason] = "implausible ratio"
 """The reported count is far outside what the prompt's local count allows."""
 MULTIMODAL: Final[Reason] = "multimodal: not calibrated"
 """Media blocks whose cost the local count cannot see."""
+SHRUNK_PREFIX: Final[Reason] = "no larger than its reported prefix"
+"""The prompt extends one already reported, yet was reported no larger."""
+UNCACHED_ONLY: Final[Reason] = "uncached tokens only"
+"""Far below the prompt's known or local count: the server left its prompt
+cache hits out of ``input_tokens``."""
+TRUNCATED: Final[Reason] = "truncated context"
+"""The count stayed at a ceiling while the prompt grew beyond it: the server
+cut the prompt to its context window."""
+STREAM_WITHOUT_INPUT: Final[Reason] = "stream without input tokens"
+"""A stream reported output tokens with ``input_tokens`` 0 (an output-only
+usage delta)."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from langchain_tokencal._calibration import ModelStats
 
 from langchain_tokencal._calibration import stats_frame, stats_html, stats_rows
-from langchain_tokencal._reasons import NO_USAGE
+from langchain_tokencal._reasons import (
+    IMPLAUSIBLE_RATIO,
+    NO_USAGE,
+    SHRUNK_PREFIX,
+    STREAM_WITHOUT_INPUT,
+    TRUNCATED,
+    UNCACHED_ONLY,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +134,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             f"recent error {s.recent_error:.1%} against {s.calibrated_error:.1%} "
             "overall; the provider may have changed its tokenizer or template.",
         )
+    out.extend(_server_issues(s))
     total = rejected + s.observations
     if total and rejected - no_usage > _REJECTED_SHARE * total:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s.rejected.items()))
@@ -134,6 +142,75 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             "many_rejected",
             "info",
             f"{rejected} of {total} reports rejected ({reasons}).",
+        )
+    return out
+
+
+def _server_issues(s: ModelStats) -> list[HealthIssue]:
+    """What the server does to its counts, from the reports rejected for it."""
+    out = []
+    rejected = s.rejected
+    n = rejected.get(TRUNCATED, 0)
+    if n:
+        ceiling = s.plausibility.ceiling
+        where = f"near {ceiling:,} tokens" if ceiling else "to its context window"
+        out.append(
+            HealthIssue(
+                s.model,
+                "truncated_context",
+                "warning",
+                f"the server truncates prompts {where}: {n} report(s) stayed at "
+                "that count while the prompt grew beyond it, and were not learned; "
+                "raise num_ctx (Ollama) or max_model_len (vLLM), or trim prompts "
+                "below it.",
+            )
+        )
+    n = rejected.get(UNCACHED_ONLY, 0)
+    if n:
+        tiny = rejected.get(IMPLAUSIBLE_RATIO, 0)
+        more = (
+            f" (and {tiny} more below 5% of it, as an implausible ratio)"
+            if tiny
+            else ""
+        )
+        out.append(
+            HealthIssue(
+                s.model,
+                "uncached_only",
+                "warning",
+                f"the server reports only uncached tokens: {n} report(s) far "
+                f"below the prompt's known or local size were not learned{more}; "
+                "its prompt-cache hits are left out of input_tokens (as an Ollama "
+                "release did): upgrade the server or turn its prompt cache off.",
+            )
+        )
+    n = rejected.get(SHRUNK_PREFIX, 0)
+    if n:
+        out.append(
+            HealthIssue(
+                s.model,
+                "shrunk_prefix",
+                "warning",
+                f"{n} report(s) counted a prompt no larger than the count already "
+                "reported for its beginning, and were not learned: the server "
+                "drops or stops counting part of the history (a context limit, a "
+                "prompt cache, a template that strips earlier turns).",
+            )
+        )
+    n = rejected.get(STREAM_WITHOUT_INPUT, 0)
+    if n:
+        out.append(
+            HealthIssue(
+                s.model,
+                "stream_without_input",
+                "warning",
+                f"{n} streamed run(s) reported output tokens with input_tokens 0, "
+                "so nothing was learned from them: the stream's usage names only "
+                "the reply (an Anthropic-compatible server sending an output-only "
+                "message_delta), and stream_usage is already on. Counts learn "
+                "from invoke() calls, or from a server whose stream reports "
+                "input_tokens.",
+            )
         )
     return out
 

@@ -389,6 +389,7 @@ class CalibratedCounter:
                 memo=self.local.memo_stats(),
                 ledger=state.ledger.stats(),
                 errors=errors,
+                plausibility=self._learner.plausibility.stats(),
             )
 
 

@@ -32,6 +32,7 @@ from langchain_tokencal._calibration.design import (
 )
 from langchain_tokencal._calibration.estimate import RESIDUAL_FLOOR
 from langchain_tokencal._calibration.ledger import prefix_hashes
+from langchain_tokencal._calibration.plausibility import Plausibility
 from langchain_tokencal._reasons import IMPLAUSIBLE_RATIO, MULTIMODAL, NO_USAGE
 from langchain_tokencal.events import Base, ErrorSample, Message, Prompt
 
@@ -127,6 +128,8 @@ class Learner:
         # The prompt learned last in the current drain, to spot repeats.
         self.last_exact: _Repeat | None = None
         self.last_usage: TokenUsage | None = None
+        # Reports that cannot be the prompt's size are rejected before any fact.
+        self.plausibility = Plausibility(state.ledger.anchor)
 
     def learn_next(self, obs: Observation) -> None:
         """Learn from the next report of a drain (a repeat costs almost nothing)."""
@@ -179,6 +182,9 @@ class Learner:
         local_total = local.framing + tools_f.local + feats.local_total
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
             return self._reject(IMPLAUSIBLE_RATIO)
+        why = self.plausibility.check(usage, feats, tools_f, local_total)
+        if why is not None:
+            return self._reject(why)
         known, unknown, _, exact, anchor = state.split(feats, tools_f)
         predicted = known + unknown
         error: tuple[float, ...] = ErrorSample(

@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from langchain_tokencal._calibration.plausibility import PlausibilityStats
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -50,6 +52,8 @@ class ModelStats:
         last_usage: The last usage reported for this model.
         memo: Statistics of the local features memo.
         ledger: Statistics of the learned-count maps.
+        plausibility: What the plausibility checks saw of the server (the
+            context ceiling it truncates to, the ratio the checks use).
 
     Example:
         ```python
@@ -77,6 +81,7 @@ class ModelStats:
     memo: CacheStats
     ledger: LedgerStats
     errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
+    plausibility: PlausibilityStats = field(default_factory=PlausibilityStats)
 
     def _repr_html_(self) -> str:
         return stats_html({self.model: self})

@@ -115,24 +115,27 @@ class CallbackHooks(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Note the input tokens each streamed chunk reports."""
+        """Note the input tokens each streamed chunk with usage reports."""
         try:
             usage = (
                 getattr(chunk.message, "usage_metadata", None)
                 if isinstance(chunk, ChatGenerationChunk)
                 else None
             )
-            n = usage.get("input_tokens") or 0 if usage else 0
-            pending = self._pending.peek(run_id) if n else None
+            pending = self._pending.peek(run_id) if usage else None
             if pending is not None and usage:
+                n = usage.get("input_tokens") or 0
                 if pending.streamed is None:
                     pending.streamed = []
+                # A 0 too: a stream whose usage never names the prompt (an
+                # output-only delta) is told apart from one without usage.
                 pending.streamed.append(n)
-                # A copy: merging the chunks may build on their dicts.
-                pending.last_chunk = {
-                    k: dict(v) if isinstance(v, Mapping) else v
-                    for k, v in usage.items()
-                }
+                if n:
+                    # A copy: merging the chunks may build on their dicts.
+                    pending.last_chunk = {
+                        k: dict(v) if isinstance(v, Mapping) else v
+                        for k, v in usage.items()
+                    }
         except Exception as err:  # noqa: BLE001 - never break the model call
             contain(err, raise_error=self.raise_error, doing="read a streamed chunk")
 

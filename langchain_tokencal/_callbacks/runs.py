@@ -51,10 +51,12 @@ class Pending:
         self.provider = provider
         self.messages = messages
         self.tools = tools
-        # Input tokens reported by each streamed chunk, to detect summed usage;
-        # created by the first chunk that reports any.
+        # Input tokens reported by each streamed chunk that carries usage (0
+        # when it names none), to detect summed or output-only usage; created
+        # by the first such chunk.
         self.streamed: list[int] | None = None
-        # The last such chunk's own usage: the call's when chunks are cumulative.
+        # The last chunk's own usage that reported input: the call's when
+        # chunks are cumulative.
         self.last_chunk: dict[str, Any] | None = None
 
 

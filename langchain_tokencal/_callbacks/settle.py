@@ -1,6 +1,7 @@
 """Settling ended runs: parse each reply's usage, bill it, queue it for learning.
 
-``on_llm_end`` only queues the reply (an O(1) append); the usage is parsed,
+``on_llm_end`` only queues the reply (an O(1) append); the usage is parsed
+(a stream whose chunks each carried cumulative usage: the last chunk's),
 billed and handed to the model's counter when the handler is next read (a
 count, ``usage``, ``stats()``, ``flush()``, a store push) or, when nothing
 reads, inside the callback once `SETTLE_AT` replies wait. Billing keeps plain
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -21,7 +23,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_tokencal._calibration import Observation, ReplyParts
 from langchain_tokencal._callbacks.guard import contain
 from langchain_tokencal._callbacks.introspect import tool_calls
-from langchain_tokencal._reasons import CACHE_HIT, INFLATED_STREAM, NO_USAGE
+from langchain_tokencal._reasons import (
+    CACHE_HIT,
+    INFLATED_STREAM,
+    NO_USAGE,
+    STREAM_WITHOUT_INPUT,
+)
 from langchain_tokencal._usage import (
     USAGE_FIELDS,
     TokenUsage,
@@ -94,17 +101,59 @@ class ModelTotals:
 
 
 def reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
-    """Why a run's usage cannot be learned from, or ``None`` when it can."""
+    """Why a run's usage cannot be learned from, or ``None`` when it can.
+
+    ``streamed`` holds the input tokens of each streamed chunk that carried
+    usage (``None`` for a run that did not stream any).
+    """
     if usage is None:
         return NO_USAGE
     if "llm_cache_hit" in usage.flags:
         return CACHE_HIT
     if "server_tool_input" in usage.flags:
         return "server tool input"
+    if streamed is not None and usage.input_tokens == 0 and usage.output_tokens:
+        # The stream's usage counted the reply only (an Anthropic-compatible
+        # server's output-only message_delta): usage reporting is on, yet it
+        # never names the prompt.
+        return STREAM_WITHOUT_INPUT
     if streamed and len(streamed) > 1 and usage.input_tokens > max(streamed):
         # Chunks that each carried the prompt count were summed by the merge.
         return INFLATED_STREAM
     return None
+
+
+def cumulative_usage(pending: Pending) -> TokenUsage | None:
+    """The call's usage from the last streamed chunk, if the chunks were cumulative.
+
+    Every chunk that named the prompt named the same count (vLLM's
+    ``continuous_usage_stats``, Gemini): the last one holds the whole call's
+    usage, output included. Counts that changed within the stream (server
+    tools fed results back) are not the prompt's: ``None``.
+    """
+    last = pending.last_chunk
+    if not last or not pending.streamed:
+        return None
+    usage = parse_usage(last)
+    inputs = {n for n in pending.streamed if n}
+    if usage is None or inputs != {usage.input_tokens}:
+        return None
+    return replace(usage, flags=usage.flags | {"cumulative_stream"})
+
+
+def unsummed(
+    pending: Pending, merged: TokenUsage | None
+) -> tuple[TokenUsage | None, TokenUsage | None, str | None]:
+    """What to learn, what to bill and why not, for a stream LangChain summed.
+
+    The merge summed cumulative counts; the last chunk's are the call's: bill
+    them, and learn from them when they are the prompt's.
+    """
+    last = cumulative_usage(pending)
+    if last is not None:
+        return last, last, None
+    billed = parse_usage(pending.last_chunk) if pending.last_chunk else merged
+    return merged, billed, INFLATED_STREAM
 
 
 class Settler:
@@ -196,9 +245,8 @@ class Settler:
             registry.alias(snapshot, pending.model)
         why = reason(usage, pending.streamed)
         billed = usage
-        if why == INFLATED_STREAM and pending.last_chunk:
-            # The merge summed cumulative counts; the last chunk's are the call's.
-            billed = parse_usage(pending.last_chunk)
+        if why == INFLATED_STREAM:
+            usage, billed, why = unsummed(pending, usage)
         if billed is not None and "llm_cache_hit" not in billed.flags:
             self.bill(pending.model, billed)
         if why is not None or usage is None:

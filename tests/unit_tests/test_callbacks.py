@@ -451,15 +451,38 @@ class TestStreaming:
         assert est.source == "exact"
         assert est.tokens == llm.true_prompt_tokens(PROMPT)
 
-    def test_cumulative_usage_is_rejected(self, handler):
-        """Cumulative chunk usage sums to an inflated total that is not learned."""
+    def test_cumulative_usage_is_learned_from_the_last_chunk(self, handler):
+        """Cumulative chunk usage sums to an inflated total; the last chunk's is learned."""
         llm = FakeUsageChatModel(stream_usage="cumulative", callbacks=[handler])
         for _ in llm.stream(PROMPT):
             pass
         stats = handler.stats()["fake-claude"]
-        assert stats.rejected == {"inflated streamed usage": 1}
-        assert stats.observations == 0
-        assert handler.estimate(PROMPT, model="fake-claude").source == "local"
+        assert stats.rejected == {}
+        assert stats.observations == 1
+        assert stats.last_usage is not None
+        assert "cumulative_stream" in stats.last_usage.flags
+        est = handler.estimate(PROMPT, model="fake-claude")
+        assert (est.source, est.tokens) == ("exact", llm.true_prompt_tokens(PROMPT))
+
+    def test_inputs_that_change_within_a_stream_are_rejected(self, handler):
+        """Chunks naming different prompt counts are summed, not cumulative: rejected."""
+        run_id = start_run(handler, metadata={"ls_model_name": "m"})
+        for n in (40, 55):
+            chunk = AIMessageChunk(
+                "x",
+                usage_metadata={
+                    "input_tokens": n,
+                    "output_tokens": 1,
+                    "total_tokens": n + 1,
+                },
+            )
+            handler.on_llm_new_token(
+                "x", chunk=ChatGenerationChunk(message=chunk), run_id=run_id
+            )
+        merged = {"input_tokens": 95, "output_tokens": 2, "total_tokens": 97}
+        end_run(handler, run_id, AIMessage("xx", usage_metadata=merged))
+        assert handler.stats()["m"].rejected == {"inflated streamed usage": 1}
+        assert handler.usage["m"]["input_tokens"] == 55
 
     def test_cumulative_usage_is_billed_as_reported_once(self, handler):
         """A cumulative stream is billed the call's own usage, not the merged sum."""
@@ -521,8 +544,8 @@ class TestThreadsAndAsync:
         est = handler.estimate(PROMPT, model="fake-claude")
         assert (est.source, est.tokens) == ("exact", llm.true_prompt_tokens(PROMPT))
 
-    def test_astream_rejects_cumulative_usage(self, handler):
-        """An astream with cumulative usage is rejected like stream."""
+    def test_astream_learns_cumulative_usage(self, handler):
+        """An astream with cumulative usage is learned from its last chunk, like stream."""
         llm = FakeUsageChatModel(stream_usage="cumulative", callbacks=[handler])
 
         async def consume() -> None:
@@ -530,7 +553,9 @@ class TestThreadsAndAsync:
                 pass
 
         asyncio.run(consume())
-        assert handler.stats()["fake-claude"].rejected == {"inflated streamed usage": 1}
+        assert handler.stats()["fake-claude"].rejected == {}
+        est = handler.estimate(PROMPT, model="fake-claude")
+        assert (est.source, est.tokens) == ("exact", llm.true_prompt_tokens(PROMPT))
 
     def test_sync_batch_ends_in_pool_threads(self, recorder):
         """Sync batch calls the handler from pool threads; every run is learned."""
