@@ -2,7 +2,7 @@
 
 from langchain_tokencal._calibration.counter import CalibratedCounter, create_counter
 from langchain_tokencal._calibration.estimate import Source, TokenEstimate
-from langchain_tokencal._calibration.learning import Observation, ReplyParts, tick
+from langchain_tokencal._calibration.learning import Observation, ReplyParts
 from langchain_tokencal._calibration.stats import (
     ModelStats,
     stats_frame,
@@ -21,5 +21,4 @@ __all__ = [
     "stats_frame",
     "stats_html",
     "stats_rows",
-    "tick",
 ]

@@ -230,8 +230,12 @@ class CalibratedCounter:
         learner.last_exact = None
         inbox = self._inbox
         if len(inbox) > 1:
+            # Reports that arrive together (a batch, concurrent calls) are
+            # learned in one canonical order, not in the order their threads
+            # finished: what is learned must not depend on timing.
             queued = [inbox.popleft() for _ in range(len(inbox))]
-            inbox.extend(self._canonical(queued))
+            queued.sort(key=self._order)
+            inbox.extendleft(reversed(queued))
         while inbox:
             obs = inbox.popleft()
             try:
@@ -243,28 +247,6 @@ class CalibratedCounter:
         # Only consecutive reports are compared: the messages are not kept.
         learner.last_exact = None
         self._publish()
-
-    def _canonical(self, queued: list[Observation]) -> list[Observation]:
-        """Queued reports in the order they are learned.
-
-        Calls whose runs overlapped (a batch, concurrent requests: each
-        started before the one reported before it had ended) are learned in
-        one canonical order, not in the order their threads finished: what is
-        learned must not depend on timing. Calls made one after another keep
-        their order, which some checks read (a prompt and its extension).
-        """
-        out: list[Observation] = []
-        group: list[Observation] = []
-        ended = 0
-        for obs in queued:
-            if group and not (obs.started and obs.started < ended):
-                out.extend(sorted(group, key=self._order) if len(group) > 1 else group)
-                group = []
-                ended = 0
-            group.append(obs)
-            ended = max(ended, obs.ended)
-        out.extend(sorted(group, key=self._order) if len(group) > 1 else group)
-        return out
 
     def _order(self, obs: Observation) -> tuple[Any, ...]:
         """Sort key of a queued report: its size, then its content."""

@@ -19,7 +19,6 @@ Reports that cannot be trusted are rejected with a reason
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     from langchain_tokencal._features import MessageFeatures, ToolFeatures
     from langchain_tokencal._usage import TokenUsage
 
-__all__ = ["Learner", "Observation", "ReplyParts", "tick"]
+__all__ = ["Learner", "Observation", "ReplyParts"]
 
 # A report further than this from the local count is garbage, not a tokenizer
 # difference (hidden preambles make ratios of 10x+ on tiny prompts legitimate).
@@ -84,24 +83,12 @@ class Observation(NamedTuple):
     The messages are the caller's own objects, held only until the next count
     or flush processes the observation; nothing else is kept. A named tuple:
     one is built inside every model call, where a frozen dataclass costs more.
-
-    ``started`` and ``ended`` are ticks of one process-wide clock (`tick`)
-    taken when the call started and when it reported: calls whose runs
-    overlapped (a `batch`, concurrent requests) are learned in a canonical
-    order, calls one after another in the order they were made. Zero when not
-    known.
     """
 
     messages: Sequence[BaseMessage]
     tools: Sequence[Any] | None
     usage: TokenUsage
     reply: BaseMessage | ReplyParts | None = None
-    started: int = 0
-    ended: int = 0
-
-
-tick: Final[Callable[[], int]] = itertools.count(1).__next__
-"""The next tick of the clock that orders calls (thread-safe: one C call)."""
 
 
 class _Repeat(NamedTuple):

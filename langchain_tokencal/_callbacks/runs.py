@@ -13,7 +13,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from langchain_tokencal._cache import check_bounds
-from langchain_tokencal._calibration import tick
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,16 +38,7 @@ class Pending:
 
     # A plain slotted class: built once per model call, where a frozen
     # dataclass's ``object.__setattr__`` per field costs more than the rest.
-    __slots__ = (
-        "ended",
-        "last_chunk",
-        "messages",
-        "model",
-        "provider",
-        "started",
-        "streamed",
-        "tools",
-    )
+    __slots__ = ("last_chunk", "messages", "model", "provider", "streamed", "tools")
 
     def __init__(
         self,
@@ -61,10 +51,6 @@ class Pending:
         self.provider = provider
         self.messages = messages
         self.tools = tools
-        # When the call started and ended, on the clock that orders reports
-        # (see `Observation`); 0 until it ends.
-        self.started = tick()
-        self.ended = 0
         # Input tokens reported by each streamed chunk that carries usage (0
         # when it names none), to detect summed or output-only usage; created
         # by the first such chunk.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_tokencal._calibration import Observation, ReplyParts, tick
+from langchain_tokencal._calibration import Observation, ReplyParts
 from langchain_tokencal._callbacks.guard import contain
 from langchain_tokencal._callbacks.introspect import tool_calls
 from langchain_tokencal._reasons import (
@@ -196,8 +196,6 @@ class Settler:
         self, pending: Pending | None, response: LLMResult, *, raise_error: bool
     ) -> None:
         """Queue an ended run's reply (settling the queue once it is full)."""
-        if pending is not None:
-            pending.ended = tick()
         try:
             message: Any = getattr(response.generations[0][0], "message", None)
         except IndexError:
@@ -262,16 +260,7 @@ class Settler:
             if not isinstance(content, str):
                 content = [dict(b) if isinstance(b, dict) else b for b in content]
             reply = ReplyParts(content, tool_calls(message))
-        counter.submit(
-            Observation(
-                pending.messages,
-                pending.tools,
-                usage,
-                reply,
-                pending.started,
-                pending.ended or tick(),
-            )
-        )
+        counter.submit(Observation(pending.messages, pending.tools, usage, reply))
 
     def observe(
         self,

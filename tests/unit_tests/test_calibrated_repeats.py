@@ -72,9 +72,13 @@ def _listened() -> CalibratedCounter:
 
 
 def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
-    """Learn each observation alone: the path that never spots a repeat."""
+    """Learn each observation alone: the path that never spots a repeat.
+
+    In the canonical order a drain learns queued reports in, so that the two
+    paths see the same sequence.
+    """
     counter = _listened()
-    for obs in observations:
+    for obs in sorted(observations, key=counter._order):
         counter.submit(obs)
         counter.flush()
     return counter
