@@ -249,18 +249,23 @@ class CalibratedCounter:
         self._publish()
 
     def _order(self, obs: Observation) -> tuple[Any, ...]:
-        """Sort key of a queued report: its size, then its content."""
+        """Sort key of a queued report: its size, then its content.
+
+        Shorter prompts first, so a conversation's turns keep their order;
+        among prompts of as many messages, the larger count first, so a
+        prompt is seen before reports that could be its cached remainder.
+        """
         try:
             digests = tuple(self.local.feature_batch(obs.messages).digests)
             return (
                 len(obs.messages),
-                obs.usage.input_tokens,
+                -obs.usage.input_tokens,
                 digests,
                 self.local.tool_features(obs.tools).fingerprint,
                 obs.usage.output_tokens,
             )
         except Exception:  # noqa: BLE001 - learning reports it; order is moot
-            return (len(obs.messages), obs.usage.input_tokens)
+            return (len(obs.messages), -obs.usage.input_tokens)
 
     def observe(
         self,

@@ -73,10 +73,15 @@ def _local(x: tuple[float, ...]) -> float:
 class TestCalibrator:
     """The regression on residual tokens."""
 
-    def test_starts_at_zero_residual(self) -> None:
-        """With no observations the prediction is the local count (residual 0)."""
-        cal = Calibrator(Prior.approximate())
-        assert _predict(cal, _x(text=500)) == 0.0
+    def test_starts_at_the_prior_mean(self) -> None:
+        """With no observations the residual is the prior's: zero for an exact counter."""
+        prior = Prior.approximate()
+        cal = Calibrator(prior)
+        x = _x(text=500)
+        expected = sum(m * v for m, v in zip(prior.means, x, strict=True))
+        assert _predict(cal, x) == pytest.approx(expected)
+        assert 0.0 < expected < 0.1 * 500  # other vocabularies spend a little more
+        assert _predict(Calibrator(Prior.exact()), x) == 0.0
         assert cal.points == 0
 
     def test_first_call_with_tools_goes_to_the_preamble(self) -> None:
@@ -148,8 +153,12 @@ class TestCalibrator:
 
     def test_anthropic_prior_expects_the_documented_tool_preamble(self) -> None:
         """Before any report, an Anthropic model with tools expects 346 hidden tokens."""
-        cal = Calibrator(Prior.approximate("anthropic"))
-        assert _predict(cal, _x(tools=1, schema=120, text=50)) == pytest.approx(346.0)
+        prior = Prior.approximate("anthropic")
+        cal = Calibrator(prior)
+        text = 50 * prior.means[COEFFICIENT_NAMES.index("text_rate")]
+        assert _predict(cal, _x(tools=1, schema=120, text=50)) == pytest.approx(
+            346.0 + text
+        )
         assert _predict(Calibrator(Prior.approximate()), _x(tools=1)) == 0.0
 
     def test_exact_prior_resists_noise(self) -> None:
@@ -243,7 +252,8 @@ class TestCalibrator:
         assert cal.variance(_x(framing=0, messages=0, arabic=100)) == pytest.approx(
             (100 * prior.stds[8]) ** 2, rel=1e-12
         )
-        assert cal.variance(_x(text=100)) < (100 * prior.stds[4]) ** 2
+        learned = _x(framing=0, messages=0, text=100)
+        assert cal.variance(learned) < (100 * prior.stds[4]) ** 2
 
     def test_window_of_one_remembers_only_the_last_report(self) -> None:
         """With window=1 the fit is that of the newest report alone."""

@@ -116,6 +116,8 @@ class TestReplay:
         source.flush()
         samples = {
             "residual": (0.01,),
+            # Without tools the framing is the regression's: no base event.
+            "base": (12345, 300.0, 0.01),
             "reply": (2.0,),
             "meta": ("anthropic", "fake-claude-2026-01-01"),
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import tool
+from pydantic import Field
 
 from langchain_tokencal import TokenCalibrationHandler, create_counter
 from langchain_tokencal._calibration.learning import Observation
@@ -126,9 +128,8 @@ def _observations(rng: random.Random) -> list[Observation]:
     for i in range(5):
         user = HumanMessage(_sentence(rng, 8 + 3 * i))
         tokens = 7 + 80 + 5 + int(len(user.text) / 3.7) + 5
-        out.append(
-            Observation([system, user], None, TokenUsage(tokens, 20, tokens + 20))
-        )
+        usage = TokenUsage(tokens, 20, tokens + 20)
+        out.append(Observation([system, user], None, usage))
     return out
 
 
@@ -154,18 +155,35 @@ class TestBatchOrder:
         assert len(results) == 1
 
     def test_a_langchain_batch_learns_the_same_state_every_run(self) -> None:
-        """`batch` on a thread pool: the same learned state on every run."""
+        """`batch` on a thread pool, calls finishing in shuffled orders: one state."""
         rng = random.Random(2)
         system = SystemMessage("You classify support tickets. " * 10)
         inputs = [[system, HumanMessage(_sentence(rng, 6 + 5 * i))] for i in range(5)]
         probe = [system, HumanMessage("My order never arrived.")]
-        seen = set()
-        for _ in range(6):
+        seen, orders = set(), set()
+        for run in range(8):
             handler = TokenCalibrationHandler()
-            llm = FakeUsageChatModel(model="fake-claude", latency=0.0)
+            llm = _Jittery(model="fake-claude", seed=run)
             llm.batch(inputs, config={"callbacks": [handler], "max_concurrency": 5})
             seen.add(handler.estimate(probe, model="fake-claude"))
+            orders.add(tuple(llm.finished))
+        assert len(orders) > 1  # the completion order did vary
         assert len(seen) == 1
+
+
+class _Jittery(FakeUsageChatModel):
+    """Answers after a random pause, so a batch's calls finish in any order."""
+
+    seed: int = 0
+    finished: list[int] = Field(default_factory=list)
+
+    def _generate(self, messages: Any, *args: Any, **kwargs: Any) -> Any:
+        key = len(messages[-1].text)
+        pause = random.Random(self.seed * 1000 + key).uniform(0.001, 0.03)
+        time.sleep(pause)
+        result = super()._generate(messages, *args, **kwargs)
+        self.finished.append(key)
+        return result
 
 
 class TestToolSets:
