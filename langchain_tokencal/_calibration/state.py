@@ -262,40 +262,42 @@ class CounterState:
 
         The estimated messages (from ``start``) and base share the regression's
         coefficients, so their uncertainty is that of their summed row, not a
-        sum of separate ones; each adds its own noise. A provisional cost adds
-        its variance (one over its precision); a firm cost adds none.
+        sum of separate ones, plus the noise of their local count. A
+        provisional cost adds its variance (one over its precision); a firm
+        cost adds none.
         """
         ledger, cal = self.ledger, self.calibrator
-        totals, noise_var, provisional = self._message_spread(feats, start)
+        totals, local, provisional = self._message_spread(feats, start)
         base_tools: ToolFeatures | None = None
         if start == 0:
             if not tools_f.count or ledger.base_cost(tools_f.fingerprint) is None:
                 base_tools = tools_f
-                noise = cal.noise(self.framing + tools_f.local)
-                noise_var += noise * noise
+                local += self.framing + tools_f.local
             else:
                 weight = ledger.base_weight(tools_f.fingerprint)
                 provisional += 1.0 / weight if weight > 0.0 else 0.0
         if totals is None and base_tools is None:
             return provisional
         row = design_row(totals if totals is not None else _NO_MESSAGE, base_tools)
-        return cal.variance(row) + noise_var + provisional
+        # The noise of the estimated part as a whole, as the regression's
+        # reports are: its own noise model, so standardized residuals match.
+        noise = cal.noise(local)
+        return cal.variance(row) + noise * noise + provisional
 
     def _message_spread(
         self, feats: FeatureBatch, start: int
-    ) -> tuple[list[float] | None, float, float]:
-        """Summed vector and noise of the estimated messages, provisional variance.
+    ) -> tuple[list[float] | None, int, float]:
+        """Summed vector and local count of estimated messages; provisional variance.
 
         Over the messages from ``start``: the estimated ones' summed feature
-        vector (None if there are none) and noise variance, and the variance
-        of the provisional costs among the others.
+        vector (None if there are none) and local count, and the variance of
+        the provisional costs among the others.
         """
         ledger, costs = self.ledger, self.costs
-        prior = self.calibrator.prior
-        rel, floor = prior.noise_rel, prior.noise_abs
         digests, locs = feats.digests, feats.locals
         estimated: list[int] = []
-        noise_var = provisional = 0.0
+        local = 0
+        provisional = 0.0
         for j in range(start, len(digests)):
             entry = costs.get(digests[j]) or self.cost(feats[j])
             if entry[1]:
@@ -304,18 +306,17 @@ class CounterState:
                     provisional += 1.0 / weight
                 continue
             estimated.append(j)
-            noise = rel * locs[j] + floor
-            noise_var += noise * noise
+            local += locs[j]
         if not estimated:
-            return None, noise_var, provisional
+            return None, local, provisional
         if len(estimated) == len(digests) - start:
-            return feats.vector_sum(start), noise_var, provisional
+            return feats.vector_sum(start), local, provisional
         totals = [0.0] * N_FEATURES
         for j in estimated:
             for i, v in enumerate(feats.vector(j)):
                 if v:
                     totals[i] += v
-        return totals, noise_var, provisional
+        return totals, local, provisional
 
     def split(self, feats: FeatureBatch, tools_f: ToolFeatures) -> Split:
         """(known tokens, estimated tokens, known messages, exact, anchor)."""
