@@ -22,7 +22,8 @@ names; the named tuples below build them):
 | ``residual`` | a relative residual alone (older logs; still read) |
 
 An ``error`` event's residuals are the relative one (of the estimated part)
-and the standardized one (over the count's predictive sd), when known.
+and the standardized one (over the count's predictive sd), when known, then
+the count's situation (anchored, estimated from its start, new tool set).
 | ``reply`` | a leftover behind the reply-cost correction |
 | ``reject`` | `Reject`: the reason reports were not learned from, and how many |
 | ``meta`` | the provider, then aliases of the model (read by the handler) |
@@ -120,7 +121,7 @@ SCHEMA: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "prompt": Prompt._fields,
         "message": (*Message._fields[:-1], f"{Message._fields[-1]}?"),
         "base": (*Base._fields[:-1], f"{Base._fields[-1]}?"),
-        "error": (*ErrorSample._fields, "residual?", "z?"),
+        "error": (*ErrorSample._fields, "residual?", "z?", "situation?"),
         "residual": ("residual",),
         "reply": ("leftover",),
         "reject": (Reject._fields[0], f"{Reject._fields[1]}?"),

@@ -187,11 +187,11 @@ class CalibratedCounter:
                 tokens, tokens, tokens, "exact", 1.0, self.model, local_total,
                 tokens, len(feats), len(feats), points,
             )  # fmt: skip
-        z_lo, z_hi = state.interval()
+        z_lo, z_hi = state.interval(state.situation(tools_f, anchor))
         sd = math.sqrt(state.spread(feats, tools_f, anchor[0] if anchor else 0))
-        # Firm costs (a delta, a reply's completion tokens) err by a token or
-        # so; merges across message boundaries likewise.
-        margin = 1.0 + 0.002 * known
+        # Firm costs (a delta, a reply's completion tokens) err a little; the
+        # estimated part's own spread is in sd.
+        margin = 0.002 * known
         low = max(round(known + unknown + z_lo * sd - margin), 0)
         high = round(known + unknown + z_hi * sd + margin + 0.5)
         source: Source

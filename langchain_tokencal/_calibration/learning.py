@@ -204,7 +204,8 @@ class Learner:
                 # only once the fit is past its prior, which it would describe.
                 start = anchor[0] if anchor else 0
                 sd = math.sqrt(state.spread(feats, tools_f, start))
-                error = (*error, (reported - predicted) / max(sd, _MIN_SD))
+                z = (reported - predicted) / max(sd, _MIN_SD)
+                error = (*error, z, state.situation(tools_f, anchor))
         elif points:
             error = (*error, 0.0)
         self._record("error", error)

@@ -54,6 +54,9 @@ _EMA_ALPHA: Final = 0.3
 _REPLY_WINDOW: Final = 51
 # Reply digests remembered as completion-derived (cleared when full).
 _REPLIES_KEPT: Final = 4096
+# The situations a count's interval is taken for (see CounterState.situation).
+_ANCHORED, _UNANCHORED, _NEW_TOOLS = 0, 1, 2
+_SITUATIONS: Final = 3
 # The feature vector of no message: a base alone.
 _NO_MESSAGE: Final = (0.0,) * N_FEATURES
 # Values of a fit event with the thirteen features of earlier versions.
@@ -97,9 +100,14 @@ class CounterState:
         self.residuals: deque[float] = deque(
             maxlen=min(config.max_points, _RESIDUAL_WINDOW)
         )
-        # Standardized residuals: (reported - predicted) / predictive sd.
-        self.zscores: deque[float] = deque(
-            maxlen=min(config.max_points, _RESIDUAL_WINDOW)
+        # Standardized residuals, (reported - predicted) / predictive sd, by
+        # situation (see `situation`): a prompt anchored on a reported prefix,
+        # one estimated from its start, one with a tool set never reported.
+        # Each errs its own way; one pooled quantile would be too wide for the
+        # first and too narrow for the last.
+        self.zscores: tuple[deque[float], ...] = tuple(
+            deque(maxlen=min(config.max_points, _RESIDUAL_WINDOW))
+            for _ in range(_SITUATIONS)
         )
         self.errors: deque[tuple[float, float]] = deque(maxlen=config.max_points)
         self.rejected: dict[str, int] = {}
@@ -157,7 +165,11 @@ class CounterState:
         self.errors.append((local, calibrated))
         self.error_ema += _EMA_ALPHA * (abs(calibrated) - self.error_ema)
         self.residuals.extend(residual[:1])
-        self.zscores.extend(residual[1:2])
+        if len(residual) > 1:
+            where = int(residual[2]) if len(residual) > 2 else _UNANCHORED  # noqa: PLR2004
+            self.zscores[where if 0 <= where < _SITUATIONS else _UNANCHORED].append(
+                residual[1]
+            )
 
     def _residual(self, v: tuple[Any, ...]) -> None:
         # Written separately by earlier versions; still read from their logs.
@@ -349,10 +361,32 @@ class CounterState:
 
     # -- what the state says ----------------------------------------------
 
-    def interval(self) -> tuple[float, float]:
-        """Multiples of the predictive sd that bound a count's estimated part."""
+    def interval(self, situation: int = 1) -> tuple[float, float]:
+        """Multiples of the predictive sd that bound a count's estimated part.
+
+        Args:
+            situation: The count's `situation`. Its own residuals once it has
+                ``min_points`` of them, else every situation's together.
+        """
         cfg = self.config
-        return standard_interval(self.zscores, cfg.min_points, cfg.coverage)
+        own = self.zscores[situation]
+        if len(own) >= cfg.min_points:
+            return standard_interval(own, cfg.min_points, cfg.coverage)
+        pooled = [z for zs in self.zscores for z in zs]
+        return standard_interval(pooled, cfg.min_points, cfg.coverage)
+
+    def situation(self, tools_f: ToolFeatures, anchor: tuple[int, int] | None) -> int:
+        """Which residuals a count's interval is taken from.
+
+        Returns:
+            0 for a prompt anchored on a reported prefix, 1 for one estimated
+            from its start, 2 for one whose tool set's base was never learned.
+        """
+        if anchor is not None:
+            return _ANCHORED
+        if tools_f.count and self.ledger.base_cost(tools_f.fingerprint) is None:
+            return _NEW_TOOLS
+        return _UNANCHORED
 
     def confidence(self) -> float:
         """Confidence in the calibrated part of a count, 0..1."""
