@@ -168,13 +168,6 @@ class TestVLLM:
         # ...the handler bills what the server billed.
         assert billed(handler.usage[_VLLM.key]) == vllm_api.app.totals()
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "issue 10 (streams): a continuous_usage_stats stream is rejected as "
-            "'inflated streamed usage' and never learned; measured: 2 of 2 rejected"
-        ),
-    )
     def test_continuous_usage_is_learned(self, vllm_api, handler):
         """The last chunk's usage is the call's: the prompt is learned from it."""
         prompts, _ = self._stream(vllm_api, handler)
