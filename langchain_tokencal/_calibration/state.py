@@ -57,6 +57,9 @@ _REPLIES_KEPT: Final = 4096
 # The situations a count's interval is taken for (see CounterState.situation).
 _ANCHORED, _UNANCHORED, _NEW_TOOLS = 0, 1, 2
 _SITUATIONS: Final = 3
+# How far a tool set never reported may be from the shared tool coefficients:
+# (share of its local tokens, tokens), for approximate and exact counters.
+_TOOLSET_SPREAD: Final = {False: (0.1, 10.0), True: (0.03, 3.0)}
 # The feature vector of no message: a base alone.
 _NO_MESSAGE: Final = (0.0,) * N_FEATURES
 # Values of a fit event with the thirteen features of earlier versions.
@@ -267,7 +270,24 @@ class CounterState:
         """Variance of an unlearned tool set's estimated base (tokens squared)."""
         cal = self.calibrator
         noise = cal.noise(self.framing + tools_f.local)
-        return cal.variance(design_row(_NO_MESSAGE, tools_f)) + noise * noise
+        return (
+            cal.variance(design_row(_NO_MESSAGE, tools_f))
+            + noise * noise
+            + self._toolset_variance(tools_f)
+        )
+
+    def _toolset_variance(self, tools_f: ToolFeatures) -> float:
+        """How far one tool set's rendering may stray from the shared fit.
+
+        The regression's tool coefficients are shared by every tool set; each
+        set is rendered its own way (its types, descriptions, nesting), which
+        no shared coefficient knows until the set itself is reported.
+        """
+        if not tools_f.count:
+            return 0.0
+        rel, floor = _TOOLSET_SPREAD[self.kind == "exact"]
+        spread = rel * tools_f.local + floor
+        return spread * spread
 
     def spread(self, feats: FeatureBatch, tools_f: ToolFeatures, start: int) -> float:
         """Predictive variance of a count's estimated part (tokens squared).
@@ -281,10 +301,12 @@ class CounterState:
         ledger, cal = self.ledger, self.calibrator
         totals, local, provisional = self._message_spread(feats, start)
         base_tools: ToolFeatures | None = None
+        toolset = 0.0
         if start == 0:
             if not tools_f.count or ledger.base_cost(tools_f.fingerprint) is None:
                 base_tools = tools_f
                 local += self.framing + tools_f.local
+                toolset = self._toolset_variance(tools_f)
             else:
                 weight = ledger.base_weight(tools_f.fingerprint)
                 provisional += 1.0 / weight if weight > 0.0 else 0.0
@@ -294,7 +316,7 @@ class CounterState:
         # The noise of the estimated part as a whole, as the regression's
         # reports are: its own noise model, so standardized residuals match.
         noise = cal.noise(local)
-        return cal.variance(row) + noise * noise + provisional
+        return cal.variance(row) + noise * noise + provisional + toolset
 
     def _message_spread(
         self, feats: FeatureBatch, start: int
@@ -370,7 +392,9 @@ class CounterState:
         """
         cfg = self.config
         own = self.zscores[situation]
-        if len(own) >= cfg.min_points:
+        if len(own) >= cfg.min_points or situation == _NEW_TOOLS:
+            # A new tool set is the rare hard case: the others' residuals would
+            # understate it, so until it has its own, the normal quantile.
             return standard_interval(own, cfg.min_points, cfg.coverage)
         pooled = [z for zs in self.zscores for z in zs]
         return standard_interval(pooled, cfg.min_points, cfg.coverage)
