@@ -55,6 +55,20 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CalibratedCounter", "create_counter"]
 
+
+def _same_prompt(a: Observation, b: Observation) -> bool:
+    """True if two reports hold the very same message and tool objects."""
+    return a.tools is b.tools and all(
+        x is y for x, y in zip(a.messages, b.messages, strict=False)
+    )
+
+
+def _size_key(obs: Observation) -> tuple[int, int, int]:
+    """Sort key of a queued report by size (see `CalibratedCounter._canonical`)."""
+    usage = obs.usage
+    return len(obs.messages), -usage.input_tokens, -usage.output_tokens
+
+
 # Observations queued before a callback drains the queue itself.
 _DRAIN_AT: Final = 64
 
@@ -234,8 +248,7 @@ class CalibratedCounter:
             # learned in one canonical order, not in the order their threads
             # finished: what is learned must not depend on timing.
             queued = [inbox.popleft() for _ in range(len(inbox))]
-            queued.sort(key=self._order)
-            inbox.extendleft(reversed(queued))
+            inbox.extend(self._canonical(queued))
         while inbox:
             obs = inbox.popleft()
             try:
@@ -248,24 +261,40 @@ class CalibratedCounter:
         learner.last_exact = None
         self._publish()
 
-    def _order(self, obs: Observation) -> tuple[Any, ...]:
-        """Sort key of a queued report: its size, then its content.
+    def _canonical(self, queued: list[Observation]) -> list[Observation]:
+        """Queued reports in the order they are learned.
 
         Shorter prompts first, so a conversation's turns keep their order;
         among prompts of as many messages, the larger count first, so a
         prompt is seen before reports that could be its cached remainder.
+        Reports that tie on those are ordered by content, which costs their
+        digests; a repeated prompt (the same messages) needs none.
         """
+        queued.sort(key=_size_key)
+        out: list[Observation] = []
+        start = 0
+        while start < len(queued):
+            key = _size_key(queued[start])
+            end = start + 1
+            while end < len(queued) and _size_key(queued[end]) == key:
+                end += 1
+            tied = queued[start:end]
+            first = tied[0]
+            if len(tied) > 1 and not all(_same_prompt(o, first) for o in tied):
+                tied.sort(key=self._content_key)
+            out.extend(tied)
+            start = end
+        return out
+
+    def _content_key(self, obs: Observation) -> tuple[Any, ...]:
+        """Sort key of reports that tie on size: their content."""
         try:
-            digests = tuple(self.local.feature_batch(obs.messages).digests)
             return (
-                len(obs.messages),
-                -obs.usage.input_tokens,
-                digests,
+                tuple(self.local.feature_batch(obs.messages).digests),
                 self.local.tool_features(obs.tools).fingerprint,
-                obs.usage.output_tokens,
             )
         except Exception:  # noqa: BLE001 - learning reports it; order is moot
-            return (len(obs.messages), -obs.usage.input_tokens)
+            return ()
 
     def observe(
         self,

@@ -63,6 +63,10 @@ _REPLIES_KEPT: Final = 4096
 _REPORT_VAR: Final = 1.0
 # A report whose gap exceeds this many of its spread's sds splits nothing.
 _GATE: Final = 5.0
+# A provisional cost is re-recorded only if a report moves it this many
+# tokens or raises its precision by this share.
+_SMALL_MOVE: Final = 0.25
+_SMALL_GAIN: Final = 0.25
 # Smallest predictive sd a residual is standardized by (tokens).
 _MIN_SD: Final = 0.5
 
@@ -284,7 +288,9 @@ class Learner:
         on what all the reports that hold it imply, and a new tool set's base,
         far less certain than messages the fit knows, takes its residual.
         """
-        remainder, terms, estimated, replies = self._terms(new, tools_f, anchor)
+        remainder, terms, estimated, replies, provisional = self._terms(
+            new, tools_f, anchor
+        )
         remainder += float(reported - anchor[1]) if anchor is not None else reported
         if (
             anchor is not None
@@ -319,7 +325,16 @@ class Learner:
             value = mean + gap * var / total_var
             # The posterior precision: the term's own, plus what the report
             # says about it given the others' spread.
-            weight = 1.0 / var + 1.0 / max(total_var - var, _REPORT_VAR)
+            gain = var / max(total_var - var, _REPORT_VAR)
+            weight = (1.0 + gain) / var
+            if (
+                digest in provisional
+                and abs(value - mean) < _SMALL_MOVE
+                and gain < _SMALL_GAIN
+            ):
+                # A cost this report barely refines: not worth an event (a
+                # sliding window re-reports dozens of known messages per call).
+                continue
             if digest is None:
                 if tools_f.count:  # without tools the regression has the base
                     self._record("base", Base(fingerprint, value, weight))
@@ -331,19 +346,22 @@ class Learner:
         new: Sequence[MessageFeatures],
         tools_f: ToolFeatures,
         anchor: tuple[int, int] | None,
-    ) -> tuple[float, list[tuple[int | None, float, float]], float, int]:
+    ) -> tuple[
+        float, list[tuple[int | None, float, float]], float, int, set[int | None]
+    ]:
         """The costs a report's remainder is split over.
 
         Returns:
             Minus the firm costs; the terms ``(digest, or None for the base,
             mean, variance)``; the sum of the unknown estimates; the replies
-            among the firm costs.
+            among the firm costs; the terms that were provisional already.
         """
         state = self._state
         ledger = state.ledger
         firm = estimated = 0.0
         replies = 0
         terms: list[tuple[int | None, float, float]] = []
+        provisional: set[int | None] = set()
         cost_of = state.cost
         for f in new:
             cost, learned = cost_of(f)
@@ -354,6 +372,7 @@ class Learner:
             weight = ledger.message_weight(f.digest)
             if weight > 0.0:
                 terms.append((f.digest, cost, 1.0 / weight))
+                provisional.add(f.digest)
             else:
                 firm += cost
                 replies += f.digest in state.replies
@@ -364,9 +383,10 @@ class Learner:
                 terms.append((None, base, state.base_variance(tools_f)))
             elif weight > 0.0:
                 terms.append((None, base, 1.0 / weight))
+                provisional.add(None)
             else:
                 firm += base
-        return -firm, terms, estimated, replies
+        return -firm, terms, estimated, replies, provisional
 
     def _learn_reply_bias(self, error: float) -> None:
         """Move the reply-cost correction towards what the report implies.

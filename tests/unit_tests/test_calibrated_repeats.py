@@ -78,7 +78,7 @@ def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
     paths see the same sequence.
     """
     counter = _listened()
-    for obs in sorted(observations, key=counter._order):
+    for obs in counter._canonical(list(observations)):
         counter.submit(obs)
         counter.flush()
     return counter
