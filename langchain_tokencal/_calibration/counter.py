@@ -206,7 +206,11 @@ class CalibratedCounter:
         # Firm costs (a delta, a reply's completion tokens) err a little; the
         # estimated part's own spread is in sd.
         margin = 0.002 * known
-        low = max(round(known + unknown + z_lo * sd - margin), 0)
+        # No vocabulary spends less than half another's tokens on a text, and
+        # what reports said is not in doubt: the floor of ``low``.
+        low = max(
+            round(known + unknown + z_lo * sd - margin), round(known + unknown / 2)
+        )
         high = round(known + unknown + z_hi * sd + margin + 0.5)
         source: Source
         if known_msgs and known >= unknown:

@@ -224,7 +224,8 @@ def _report(run: _Run, stats: Mapping[str, ModelStats], shown: str) -> None:
             )
         s = stats_for(stats, model)
         if s is not None:
-            print(f"  coefficients: {coefficients_text(s.coefficients)}")
+            text = coefficients_text(s.coefficients, reports=s.observations)
+            print(f"  coefficients: {text}")
     if run.skipped:
         print(
             f"{run.name}: skipped {run.skipped} run(s) that were not chat model calls"

@@ -84,8 +84,15 @@ def cli_logging() -> Iterator[CliLog]:
         logger.propagate = propagate
 
 
-def coefficients_text(coefficients: Mapping[str, float]) -> str:
-    """``name=value, ...`` of the coefficients that are not about zero."""
+def coefficients_text(coefficients: Mapping[str, float], *, reports: int) -> str:
+    """``name=value, ...`` of the coefficients that are not about zero.
+
+    A model without reports has only its prior (the rates other vocabularies
+    typically spend beyond the local one): "none yet", not numbers that look
+    learned.
+    """
+    if not reports:
+        return "none yet"
     shown = [f"{k}={v:.3g}" for k, v in coefficients.items() if abs(v) > _SHOWN]
     return ", ".join(shown) or "none yet"
 
@@ -134,5 +141,6 @@ def stats_table(rows: list[dict[str, Any]]) -> str:
     for row, values in zip(rows, cells, strict=True):
         out.append(line(values))
         coef = {k[5:]: v for k, v in row.items() if k.startswith("coef_")}
-        out.append(f"  coefficients: {coefficients_text(coef)}")
+        reports = int(row.get("reports") or 0)
+        out.append(f"  coefficients: {coefficients_text(coef, reports=reports)}")
     return "\n".join(out)
