@@ -155,7 +155,7 @@ class Prior:
             # A few tokens plus a few percent: one report alone cannot
             # reshape every coefficient to fit itself.
             noise_rel=0.02,
-            noise_abs=1.5,
+            noise_abs=1.0,
             means=tuple(means),
         )
 
