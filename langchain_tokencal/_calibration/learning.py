@@ -6,15 +6,18 @@ up to five kinds of fact, each recorded as an event of
 
 - ``error``: how far the local and the calibrated counts were from it;
 - ``fit``: a regression row (the features of the part that was unknown);
-- ``message`` and ``base``: the unknown messages' costs and the tool set's
-  fixed cost, allocated from the reported remainder;
+- ``message`` and ``base``: the costs of the messages and of the tool set
+  that are not firm, split from the reported remainder by their variances
+  and kept with their precision: provisional, and refined by every later
+  report that shares them;
 - ``prompt``: the whole prompt's count, an exact fact for its repeats and
   the anchor of the prompts that extend it;
 - ``message`` (a reply) and ``reply``: the reply's cost from its completion
   tokens, and the correction of such costs.
 
 Reports that cannot be trusted are rejected with a reason
-(`langchain_tokencal._reasons`), and teach nothing.
+(`langchain_tokencal._reasons`; `plausibility` holds the checks), and teach
+nothing.
 """
 
 from __future__ import annotations

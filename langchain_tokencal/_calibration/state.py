@@ -10,6 +10,9 @@ share it, so a replayed log rebuilds the same state.
 Counting reads it through `CounterState.split`: the known and estimated parts
 of a prompt, with each message's cost memoized by digest. Learned costs stay
 memoized until a fact changes them; estimates until the coefficients change.
+`CounterState.spread` is the predictive variance of the estimated part, and
+`CounterState.interval` the multiples of its sd an interval spans, by the
+count's `CounterState.situation`.
 
 Not thread-safe on its own: `CalibratedCounter` serializes access.
 """
