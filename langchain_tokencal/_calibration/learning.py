@@ -137,7 +137,7 @@ class Learner:
         self.last_exact: _Repeat | None = None
         self.last_usage: TokenUsage | None = None
         # Reports that cannot be the prompt's size are rejected before any fact.
-        self.plausibility = Plausibility(state.ledger.anchor)
+        self.plausibility = Plausibility()
 
     def learn_next(self, obs: Observation) -> None:
         """Learn from the next report of a drain (a repeat costs almost nothing)."""
@@ -190,10 +190,10 @@ class Learner:
         local_total = local.framing + tools_f.local + feats.local_total
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
             return self._reject(IMPLAUSIBLE_RATIO)
-        why = self.plausibility.check(usage, feats, tools_f, local_total)
+        known, unknown, _, exact, anchor = state.split(feats, tools_f)
+        why = self.plausibility.check(usage, feats, tools_f, local_total, anchor)
         if why is not None:
             return self._reject(why)
-        known, unknown, _, exact, anchor = state.split(feats, tools_f)
         predicted = known + unknown
         error: tuple[float, ...] = ErrorSample(
             (local_total - reported) / reported, (predicted - reported) / reported

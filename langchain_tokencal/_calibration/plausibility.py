@@ -55,7 +55,7 @@ from langchain_tokencal._calibration.design import has_images
 from langchain_tokencal._reasons import SHRUNK_PREFIX, TRUNCATED, UNCACHED_ONLY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from langchain_tokencal._features import FeatureBatch, ToolFeatures
     from langchain_tokencal._usage import TokenUsage
@@ -149,10 +149,6 @@ class Plausibility:
 
     Not thread-safe on its own: `CalibratedCounter` serializes learning.
 
-    Args:
-        anchor: The ledger's longest reported prefix of a prompt, as
-            ``(messages, tokens)`` (`Ledger.anchor`).
-
     Example:
         ```python
         from langchain_core.messages import HumanMessage
@@ -167,11 +163,8 @@ class Plausibility:
         ```
     """
 
-    def __init__(
-        self, anchor: Callable[[int, Sequence[int]], tuple[int, int] | None]
-    ) -> None:
-        """Check against ``anchor``, with nothing seen yet."""
-        self._anchor = anchor
+    def __init__(self) -> None:
+        """Check reports with nothing seen yet."""
         self._ratios: deque[float] = deque(maxlen=_RATIO_WINDOW)
         self._ratio = _PRIOR_RATIO
         self._learned_ratio: float | None = None
@@ -197,6 +190,7 @@ class Plausibility:
         feats: FeatureBatch,
         tools_f: ToolFeatures,
         local_total: int,
+        anchor: tuple[int, int] | None,
     ) -> str | None:
         """Why this report cannot be the prompt's size, or ``None`` to learn it.
 
@@ -206,11 +200,12 @@ class Plausibility:
             tools_f: The bound tool set's features.
             local_total: The prompt's whole local count (framing and tools
                 included).
+            anchor: The ledger's longest reported prefix of the prompt, as
+                ``(messages, tokens)`` (`Ledger.anchor`).
         """
         digests = feats.digests
         reported = usage.input_tokens
-        fingerprint = tools_f.fingerprint
-        key = (fingerprint, digests[0] if digests else 0)
+        key = (tools_f.fingerprint, digests[0] if digests else 0)
         talk = self._talk((*key, digests[1] if len(digests) > 1 else 0))
         last, run = talk
         grows = len(digests) > len(last) and digests[: len(last)] == last
@@ -222,13 +217,12 @@ class Plausibility:
             self._seen(_Seen(reported, ratio * local_total, grows), key, run)
             self._accept(key, reported, local_total)
             return None
-        found = self._anchor(fingerprint, digests)
-        start, known = found if found is not None else (0, 0)
+        start, known = anchor if anchor is not None else (0, 0)
         cached = bool(usage.cache_read) or key in self._firsts
         # The expected size: the known prefix exactly, plus the rest's local
         # count at the conservative ratio.
-        new_local = local_total if found is None else sum(feats.locals[start:])
-        extends = found is not None and start < len(feats)
+        new_local = local_total if anchor is None else sum(feats.locals[start:])
+        extends = anchor is not None and start < len(feats)
         seen = _Seen(reported, known + ratio * new_local, grows)
         why, plateau = self._verdict(
             usage, seen, run, known, known + new_local, extends=extends, cached=cached
