@@ -18,6 +18,7 @@ updates, the regression solve) runs on the next count, `flush()` or
 # NB: no ``from __future__ import annotations`` here: ``trim_messages`` reads
 # the evaluated annotation of a counter's first parameter.
 
+import itertools
 import logging
 import math
 import threading
@@ -276,18 +277,11 @@ class CalibratedCounter:
         """
         queued.sort(key=_size_key)
         out: list[Observation] = []
-        start = 0
-        while start < len(queued):
-            key = _size_key(queued[start])
-            end = start + 1
-            while end < len(queued) and _size_key(queued[end]) == key:
-                end += 1
-            tied = queued[start:end]
-            first = tied[0]
-            if len(tied) > 1 and not all(_same_prompt(o, first) for o in tied):
+        for _, group in itertools.groupby(queued, key=_size_key):
+            tied = list(group)
+            if not all(_same_prompt(o, tied[0]) for o in tied[1:]):
                 tied.sort(key=self._content_key)
             out.extend(tied)
-            start = end
         return out
 
     def _content_key(self, obs: Observation) -> tuple[Any, ...]:

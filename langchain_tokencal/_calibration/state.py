@@ -42,7 +42,7 @@ from langchain_tokencal._features import N_FEATURES
 from langchain_tokencal.events import EVENT_KINDS, check_values
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from langchain_tokencal._features import FeatureBatch, MessageFeatures, ToolFeatures
     from langchain_tokencal.config import CounterConfig
@@ -103,9 +103,6 @@ class CounterState:
         self.costs: dict[int, tuple[float, bool]] = {}
         self._estimated: list[int] = []
         self._costs_at = 0.0
-        self.residuals: deque[float] = deque(
-            maxlen=min(config.max_points, _RESIDUAL_WINDOW)
-        )
         # Standardized residuals, (reported - predicted) / predictive sd, by
         # situation (see `situation`): a prompt anchored on a reported prefix,
         # one estimated from its start, one with a tool set never reported.
@@ -115,6 +112,8 @@ class CounterState:
             deque(maxlen=min(config.max_points, _RESIDUAL_WINDOW))
             for _ in range(_SITUATIONS)
         )
+        # The interval of each situation (None: pooled), until a residual comes.
+        self._intervals: dict[int | None, tuple[float, float]] = {}
         self.errors: deque[tuple[float, float]] = deque(maxlen=config.max_points)
         self.rejected: dict[str, int] = {}
         self.repeats = 0
@@ -167,20 +166,20 @@ class CounterState:
         self.ledger.set_base_cost(int(tools), float(cost), *map(float, weight))
 
     def _error(self, v: tuple[Any, ...]) -> None:
+        # The relative residual (residual[0]) is kept in the log for the
+        # versions that read it; intervals use the standardized one.
         local, calibrated, *residual = map(float, v)
         self.errors.append((local, calibrated))
         self.error_ema += _EMA_ALPHA * (abs(calibrated) - self.error_ema)
-        self.residuals.extend(residual[:1])
         if len(residual) > 1:
             where = int(residual[2]) if len(residual) > 2 else _UNANCHORED  # noqa: PLR2004
             self.zscores[where if 0 <= where < _SITUATIONS else _UNANCHORED].append(
                 residual[1]
             )
+            self._intervals.clear()
 
     def _residual(self, v: tuple[Any, ...]) -> None:
-        # Written separately by earlier versions; still read from their logs.
-        (residual,) = v
-        self.residuals.append(float(residual))
+        """A relative residual of earlier versions' logs: intervals no longer use it."""
 
     def _reply(self, v: tuple[Any, ...]) -> None:
         (leftover,) = v
@@ -386,21 +385,33 @@ class CounterState:
 
     # -- what the state says ----------------------------------------------
 
-    def interval(self, situation: int = 1) -> tuple[float, float]:
+    def interval(self, situation: int | None = None) -> tuple[float, float]:
         """Multiples of the predictive sd that bound a count's estimated part.
 
+        Memoized until the next residual: every estimate reads it.
+
         Args:
-            situation: The count's `situation`. Its own residuals once it has
+            situation: The count's `situation`: its own residuals once it has
                 ``min_points`` of them, else every situation's together.
+                ``None``: every situation's together.
         """
+        cached = self._intervals.get(situation)
+        if cached is not None:
+            return cached
         cfg = self.config
-        own = self.zscores[situation]
-        if len(own) >= cfg.min_points or situation == _NEW_TOOLS:
+        own = self.zscores[situation] if situation is not None else ()
+        if situation is not None and (
+            len(own) >= cfg.min_points or situation == _NEW_TOOLS
+        ):
             # A new tool set is the rare hard case: the others' residuals would
             # understate it, so until it has its own, the normal quantile.
-            return standard_interval(own, cfg.min_points, cfg.coverage)
-        pooled = [z for zs in self.zscores for z in zs]
-        return standard_interval(pooled, cfg.min_points, cfg.coverage)
+            zscores: Sequence[float] = own
+        else:
+            zscores = [z for zs in self.zscores for z in zs]
+        result = self._intervals[situation] = standard_interval(
+            zscores, cfg.min_points, cfg.coverage
+        )
+        return result
 
     def situation(self, tools_f: ToolFeatures, anchor: tuple[int, int] | None) -> int:
         """Which residuals a count's interval is taken from.
