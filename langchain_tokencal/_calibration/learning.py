@@ -36,7 +36,6 @@ from langchain_tokencal._calibration.design import (
 from langchain_tokencal._calibration.estimate import RESIDUAL_FLOOR
 from langchain_tokencal._calibration.ledger import prefix_hashes
 from langchain_tokencal._calibration.plausibility import Plausibility
-from langchain_tokencal._features import FEATURE_TOOL_CALLS, FEATURE_TOOL_RESULT
 from langchain_tokencal._reasons import IMPLAUSIBLE_RATIO, MULTIMODAL, NO_USAGE
 from langchain_tokencal.events import Base, ErrorSample, Message, Prompt
 
@@ -233,8 +232,7 @@ class Learner:
             self._fit(new, totals, tools_f, anchor, reported)
         # Costs after the fit: split against estimates that have seen this
         # report, so that what the regression explains is not left over.
-        calls = bool(totals[FEATURE_TOOL_CALLS] or totals[FEATURE_TOOL_RESULT])
-        self._allocate(new, tools_f, anchor, reported, tool_messages=calls)
+        self._allocate(new, tools_f, anchor, reported)
         digests = feats.digests
         if digests:
             prompt_hash = prefix_hashes(tools_f.fingerprint, digests)[-1]
@@ -277,8 +275,6 @@ class Learner:
         tools_f: ToolFeatures,
         anchor: tuple[int, int] | None,
         reported: int,
-        *,
-        tool_messages: bool = False,
     ) -> None:
         """Split the newly reported tokens over the costs that are not firm.
 
@@ -311,19 +307,6 @@ class Learner:
         if gap * gap > _GATE * _GATE * total_var:
             return
         fingerprint = tools_f.fingerprint
-        if (
-            self._state.kind == "exact"
-            and tools_f.count
-            and not tool_messages
-            and terms[-1][0] is None
-        ):
-            # An exact counter's messages are right; what it cannot know is how
-            # a tool set is rendered: the whole gap is the tool set's, so its
-            # second use is exact. (Tool calls and results are rendered their
-            # own way too: with them, the gap is split.)
-            base = terms[-1][1] + gap
-            self._record("base", Base(fingerprint, base, 1.0 / _REPORT_VAR))
-            return
         for digest, mean, var in terms:
             value = mean + gap * var / total_var
             # The posterior precision: the term's own, plus what the report

@@ -265,6 +265,12 @@ class CounterState:
         below any per-class rate.
         """
         cal = self.calibrator
+        if self.kind == "exact":
+            # The local tokenizer is the model's own: a message's content
+            # costs what it counts, and only the fit's terms (per message,
+            # tool calls and results) are uncertain. So a report's gap goes
+            # where the local count cannot see: a tool set's rendering.
+            return cal.variance(design_row(f.vector, None))
         noise = cal.noise(f.local)
         return cal.variance(design_row(f.vector, None)) + noise * noise
 
