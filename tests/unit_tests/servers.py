@@ -20,6 +20,7 @@ message's role and text, plus a few template tokens per message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import re
@@ -204,7 +205,15 @@ class StripReasoningChatModel(FakeUsageChatModel):
 
 # -- HTTP servers for the partner clients -----------------------------------
 
-_ENCODING = tiktoken.get_encoding("o200k_base")
+
+@functools.cache
+def _encoding() -> tiktoken.Encoding:
+    """o200k_base, loaded on first use.
+
+    At import the offline cache the test fixtures point tiktoken at is not
+    set yet.
+    """
+    return tiktoken.get_encoding("o200k_base")
 
 
 def hidden_count(messages: Sequence[dict[str, Any]]) -> int:
@@ -214,7 +223,9 @@ def hidden_count(messages: Sequence[dict[str, Any]]) -> int:
         content = m.get("content") or ""
         if isinstance(content, list):
             content = " ".join(str(b.get("text", "")) for b in content)
-        total += 4 + len(_ENCODING.encode(m["role"])) + len(_ENCODING.encode(content))
+        total += (
+            4 + len(_encoding().encode(m["role"])) + len(_encoding().encode(content))
+        )
     return total
 
 
@@ -275,7 +286,7 @@ class OllamaServer:
             "done_reason": "stop",
             "total_duration": 1,
             "prompt_eval_count": reported,
-            "eval_count": len(_ENCODING.encode(reply)),
+            "eval_count": len(_encoding().encode(reply)),
         }
         lines = [
             {
@@ -328,7 +339,7 @@ class VllmServer:
         base = {"id": f"cmpl-{self._calls}", "created": 1, "model": body["model"]}
         if not body.get("stream"):
             reply = " " + " ".join(words)
-            done = len(_ENCODING.encode(reply))
+            done = len(_encoding().encode(reply))
             return httpx2.Response(
                 200,
                 json={
@@ -351,7 +362,7 @@ class VllmServer:
         events: list[tuple[str | None, dict[str, Any] | str]] = []
         done = 0
         for i, word in enumerate(words):
-            done += len(_ENCODING.encode(" " + word))
+            done += len(_encoding().encode(" " + word))
             last = i == len(words) - 1
             events.append(
                 (
@@ -423,7 +434,7 @@ class AnthropicCompatibleServer:
         prompt = hidden_count(messages)
         self.truths.append(prompt)
         reply = text(3000 + len(self.truths), 25)
-        out = len(_ENCODING.encode(reply))
+        out = len(_encoding().encode(reply))
         message = {
             "id": f"msg_{len(self.truths)}",
             "type": "message",
