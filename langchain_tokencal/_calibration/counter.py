@@ -163,11 +163,27 @@ class CalibratedCounter:
 
     def count(self, messages: Sequence[Any], tools: Sequence[Any] | None = None) -> int:
         """The estimate's ``tokens`` alone, without the interval's work."""
-        feats, tools_f = self._prepare(messages, tools)
+        return self.count_features(*self.prepare(messages, tools))
+
+    def count_features(self, feats: FeatureBatch, tools_f: ToolFeatures) -> int:
+        """`count` of a prompt whose features are at hand (`prepare`)."""
+        if self._inbox:
+            self.flush()
         with self._lock:
             self._state.expire_costs()
             known, unknown, *_ = self._state.split(feats, tools_f)
         return round(known + unknown)
+
+    def message_tokens(self, messages: Sequence[Any]) -> float:
+        """What ``messages`` add to a prompt: their costs, no fixed costs.
+
+        The share ``trim_messages`` subtracts from its budget for a kept
+        system message before it counts the rest as a prompt.
+        """
+        feats = self.prepare(messages, None)[0]
+        with self._lock:
+            self._state.expire_costs()
+            return sum(self._state.cost(f)[0] for f in feats)
 
     def estimate(
         self, messages: Sequence[Any], tools: Sequence[Any] | None = None
@@ -178,14 +194,22 @@ class CalibratedCounter:
             messages: The prompt: messages or LangChain message-like inputs.
             tools: Tools bound to the model, in any form LangChain accepts.
         """
-        feats, tools_f = self._prepare(messages, tools)
+        return self.estimate_features(*self.prepare(messages, tools))
+
+    def estimate_features(
+        self, feats: FeatureBatch, tools_f: ToolFeatures
+    ) -> TokenEstimate:
+        """`estimate` of a prompt whose features are at hand (`prepare`)."""
+        if self._inbox:
+            self.flush()
         with self._lock:
             self._state.expire_costs()
             return self._estimate(feats, tools_f)
 
-    def _prepare(
-        self, messages: Sequence[Any], tools: Sequence[Any] | None
+    def prepare(
+        self, messages: Sequence[Any], tools: Sequence[Any] | None = None
     ) -> tuple[FeatureBatch, ToolFeatures]:
+        """The features a count reads, for counting many sub-lists of them."""
         if self._inbox:
             self.flush()
         # feature_batch converts message-like input itself, and only once.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from langchain_tokencal._callbacks.bound import BoundCounter
+from langchain_tokencal._callbacks.counting import CountingMethods
 from langchain_tokencal._callbacks.hooks import CallbackHooks
 from langchain_tokencal._callbacks.registry import CounterRegistry
 from langchain_tokencal._callbacks.runs import PendingRuns
@@ -28,10 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     import pandas as pd
-    from langchain_core.messages import BaseMessage
+    from langchain_core.language_models import BaseChatModel
     from langchain_core.messages.ai import UsageMetadata
+    from langchain_core.runnables import Runnable
 
-    from langchain_tokencal._calibration import ModelStats, TokenEstimate
+    from langchain_tokencal._calibration import ModelStats
     from langchain_tokencal._reporting import HealthReport
     from langchain_tokencal.events import LearnEvent
     from langchain_tokencal.storage import Store
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["TokenCalibrationHandler"]
 
 
-class TokenCalibrationHandler(CallbackHooks):
+class TokenCalibrationHandler(CountingMethods, CallbackHooks):
     """Learns, per model, to count prompt tokens from the usage calls report.
 
     Attach it to chat models (``callbacks=[handler]``, ``config=``, or
@@ -165,100 +166,13 @@ class TokenCalibrationHandler(CallbackHooks):
 
     # -- counting -----------------------------------------------------------
 
-    def count_messages(
-        self,
-        messages: Sequence[Any],
-        model: str | None = None,
-        tools: Sequence[Any] | None = None,
-        *,
-        provider: str | None = None,
-    ) -> int:
-        """Count the prompt tokens ``messages`` will cost on ``model``.
-
-        Example:
-            ```python
-            from langchain_tokencal import TokenCalibrationHandler
-
-            handler = TokenCalibrationHandler()
-            n = handler.count_messages([("user", "hi")], model="gpt-4o")
-            ```
-        """
-        if self._ended:
-            self._settle_ended()
-        registry = self._registry
-        counter = registry.counter_for(registry.resolve(model), provider)
-        return counter.count(messages, tools)
-
-    def estimate(
-        self,
-        messages: Sequence[Any],
-        model: str | None = None,
-        tools: Sequence[Any] | None = None,
-        *,
-        provider: str | None = None,
-    ) -> TokenEstimate:
-        """Estimate the prompt tokens with an interval and its basis.
-
-        Args:
-            messages: The prompt: messages or LangChain message-like inputs.
-            model: The configured model name or a dated snapshot of it. May be
-                omitted when the handler has seen exactly one model.
-            tools: Tools that will be bound to the call.
-            provider: Where the model is served (``"anthropic"``, ``"ollama"``...),
-                for a model no run has reported yet; it picks the local counter
-                and the priors. Guessed from the model name when omitted.
-        """
-        if self._ended:
-            self._settle_ended()
-        registry = self._registry
-        counter = registry.counter_for(registry.resolve(model), provider)
-        return counter.estimate(messages, tools)
-
-    def counter(
-        self,
-        model: str,
-        tools: Sequence[Any] | None = None,
-        *,
-        conservative: bool = False,
-        provider: str | None = None,
-    ) -> Callable[[Sequence[BaseMessage]], int]:
-        """A token counter for ``trim_messages`` and budgets.
-
-        Args:
-            model: The model name.
-            tools: Tools that will be bound (their cost is included).
-            conservative: Count the interval's ``high`` end, so a trimmed
-                history rarely overflows the context window.
-            provider: Where the model is served, for a model no run has
-                reported yet (see `estimate`).
-
-        Example:
-            ```python
-            from langchain_core.messages import trim_messages
-
-            from langchain_tokencal import TokenCalibrationHandler
-
-            handler = TokenCalibrationHandler()
-            history = [("user", "hi"), ("ai", "hello"), ("user", "bye")]
-            trim_messages(
-                history,
-                max_tokens=20,
-                token_counter=handler.counter("gpt-4o"),
-                strategy="last",
-            )
-            ```
-        """
-        return BoundCounter(
-            self, model, tools, conservative=conservative, provider=provider
-        )
-
     # -- feeding without callbacks -----------------------------------------
 
     def observe(
         self,
         messages: Sequence[Any],
         response_or_usage: Any,
-        model: str,
+        model: str | BaseChatModel | Runnable[Any, Any],
         tools: Sequence[Any] | None = None,
         *,
         provider: str | None = None,
@@ -277,8 +191,7 @@ class TokenCalibrationHandler(CallbackHooks):
             ``None`` when learned, else the reason it was not.
         """
         self._settle_ended()  # earlier calls first
-        registry = self._registry
-        counter = registry.counter_for(registry.resolve(model), provider)
+        counter, tools = self._lookup(model, tools, provider)
         return self._settler.observe(
             counter, messages, response_or_usage, tools, provider
         )
@@ -286,7 +199,7 @@ class TokenCalibrationHandler(CallbackHooks):
     def observe_many(
         self,
         records: Iterable[tuple[Sequence[Any], Any]],
-        model: str,
+        model: str | BaseChatModel | Runnable[Any, Any],
         tools: Sequence[Any] | None = None,
         *,
         provider: str | None = None,
@@ -307,7 +220,7 @@ class TokenCalibrationHandler(CallbackHooks):
         self,
         messages: Sequence[Any],
         response_or_usage: Any,
-        model: str,
+        model: str | BaseChatModel | Runnable[Any, Any],
         tools: Sequence[Any] | None = None,
         *,
         provider: str | None = None,

@@ -261,6 +261,15 @@ class FeatureBatch(Sequence[MessageFeatures]):
                 total[slot] += value
         return total
 
+    def take(self, indices: Sequence[int]) -> FeatureBatch:
+        """The batch of the messages at ``indices``, in that order.
+
+        What a count of a sub-list reads, without looking its messages up
+        again (`handler.trim` counts many sub-lists of one history).
+        """
+        records = self._records
+        return FeatureBatch([records[i] for i in indices])
+
     def __len__(self) -> int:
         """The number of messages."""
         return len(self._records)
