@@ -34,6 +34,11 @@ class CounterConfig:
         pending_ttl: Seconds a started run waits for its end before it is
             dropped (a cancelled ``ainvoke`` fires neither end nor error).
         pending_size: Started runs kept at once.
+        tokenizers: Model names mapped to a Hugging Face repo id or a folder
+            holding ``tokenizer.json``, for names that are not repo ids
+            (``{"llama3.1:8b": "meta-llama/Llama-3.1-8B-Instruct"}``).
+        own_tokenizers: Count models whose tokenizer is on disk (the local
+            Hugging Face cache) exactly with it; False counts them as before.
 
     Example:
         ```python
@@ -52,6 +57,8 @@ class CounterConfig:
     coverage: float = 0.95
     pending_ttl: float = 900.0
     pending_size: int = 10_000
+    tokenizers: dict[str, str] = dataclasses.field(default_factory=dict)
+    own_tokenizers: bool = True
 
     def __post_init__(self) -> None:
         """Validate every field, naming the fix."""
@@ -71,6 +78,20 @@ class CounterConfig:
             if not value > 0:
                 msg = f"{name} must be > 0 seconds, got {value!r}."
                 raise ConfigError(msg)
+        tokenizers: Any = self.tokenizers
+        if not isinstance(tokenizers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tokenizers.items()
+        ):
+            msg = (
+                "tokenizers must map model names to repo ids or folders, "
+                f"got {tokenizers!r}."
+            )
+            raise ConfigError(msg)
+        object.__setattr__(self, "tokenizers", dict(tokenizers))
+        own: Any = self.own_tokenizers
+        if not isinstance(own, bool):
+            msg = f"own_tokenizers must be true or false, got {self.own_tokenizers!r}."
+            raise ConfigError(msg)
         if not _MIN_COVERAGE <= self.coverage < 1.0:
             msg = f"coverage must be in [0.5, 1.0), got {self.coverage!r}."
             raise ConfigError(msg)

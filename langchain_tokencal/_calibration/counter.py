@@ -123,7 +123,11 @@ class CalibratedCounter:
         # The local counter is chosen by the name as given: "xai" bills like
         # OpenAI but is not counted with OpenAI's tokenizer.
         self.local = local or local_counter(
-            model, provider or self.provider, memo_size=self.config.memo_size
+            model,
+            provider or self.provider,
+            memo_size=self.config.memo_size,
+            tokenizers=self.config.tokenizers,
+            own_tokenizers=self.config.own_tokenizers,
         )
         self._state = CounterState(
             counter_kind(self.local.info),
@@ -213,7 +217,7 @@ class CalibratedCounter:
         if self._inbox:
             self.flush()
         # feature_batch converts message-like input itself, and only once.
-        return self.local.feature_batch(messages), self.local.tool_features(tools)
+        return self.local.prepare(messages, tools)
 
     def _estimate(self, feats: FeatureBatch, tools_f: ToolFeatures) -> TokenEstimate:
         state = self._state

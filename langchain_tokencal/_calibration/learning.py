@@ -184,8 +184,7 @@ class Learner:
         reported = usage.input_tokens
         if reported <= 0:
             return self._reject(NO_USAGE)
-        feats = local.feature_batch(obs.messages)
-        tools_f = local.tool_features(obs.tools)
+        feats, tools_f = local.prepare(obs.messages, obs.tools)
         local_total = local.framing + tools_f.local + feats.local_total
         if not _MIN_RATIO * local_total <= reported <= _MAX_RATIO * local_total + 5000:
             return self._reject(IMPLAUSIBLE_RATIO)

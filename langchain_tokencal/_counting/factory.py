@@ -1,6 +1,10 @@
 """The counter factory: the right local counter for a model and provider."""
 
+import logging
+from collections.abc import Mapping
+
 from langchain_tokencal._counting.approximate import ApproximateCounter
+from langchain_tokencal._counting.hf_cache import tokenizer_dir
 from langchain_tokencal._counting.local import LocalCounter
 from langchain_tokencal._counting.openai import OpenAICounter
 from langchain_tokencal._counting.openai_rules import encoding_for_model
@@ -9,6 +13,51 @@ from langchain_tokencal.errors import EncodingUnavailableError, UnknownModelErro
 
 __all__ = ["local_counter"]
 
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def hf_counter(
+    model: str, provider: str | None, tokenizers: Mapping[str, str], memo_size: int
+) -> LocalCounter | None:
+    """The exact template counter of a model found on disk, else None.
+
+    No network: a repo id not in the local Hugging Face cache is not found.
+    A model that would be exact but cannot be (no ``[hf]`` extra, no chat
+    template) is said once per model in the log.
+    """
+    target = tokenizers.get(model, model)
+    if "/" not in target:
+        return None
+    folder = tokenizer_dir(target)
+    if folder is None:
+        if model in tokenizers and model not in _warned:
+            _warned.add(model)
+            logger.warning(
+                "tokenizer %r for %s not found on disk (local Hugging Face cache "
+                "or folder); counting approximately",
+                target,
+                model,
+            )
+        return None
+    try:
+        from langchain_tokencal._counting.hf import (  # noqa: PLC0415 - optional extra
+            HFTemplateCounter,
+        )
+
+        return HFTemplateCounter(model, folder, provider=provider, memo_size=memo_size)
+    except Exception as err:  # noqa: BLE001 - any failure means "count as before"
+        if model not in _warned:
+            _warned.add(model)
+            logger.warning(
+                "%s has a tokenizer in %s but cannot be counted with it (%s); "
+                'counting approximately. Fix: pip install "langchain-tokencal[hf]"',
+                model,
+                folder,
+                err,
+            )
+        return None
+
 
 def local_counter(
     model: str,
@@ -16,6 +65,8 @@ def local_counter(
     *,
     memo_size: int = 100_000,
     strict: bool = False,
+    tokenizers: Mapping[str, str] | None = None,
+    own_tokenizers: bool = True,
 ) -> LocalCounter:
     """Make the local counter for a model.
 
@@ -29,6 +80,13 @@ def local_counter(
             needs, instead of approximating with character classes (for a
             deployment check: a counter that silently approximates is 15-25%
             off where it would be exact).
+        tokenizers: Model names mapped to a Hugging Face repo id or a folder
+            holding ``tokenizer.json`` (``{"llama3.1:8b":
+            "meta-llama/Llama-3.1-8B-Instruct"}``), for names that are not
+            repo ids.
+        own_tokenizers: Count a Hugging Face model found in the local cache
+            with its own tokenizer and chat template (the ``[hf]`` extra);
+            False counts it as before.
 
     Returns:
         The counter. It never raises for an unknown model: it approximates.
@@ -47,7 +105,11 @@ def local_counter(
         trim_messages(history, max_tokens=20, token_counter=counter, strategy="last")
         ```
     """
-    counter = _make(model, provider, memo_size)
+    counter = None
+    if own_tokenizers:
+        counter = hf_counter(model, provider, tokenizers or {}, memo_size)
+    if counter is None:
+        counter = _make(model, provider, memo_size)
     info = counter.info
     if strict and info.fallback:
         msg = (

@@ -192,6 +192,17 @@ class LocalCounter:
         """
         return FeatureBatch(self._records(messages))
 
+    def prepare(
+        self, messages: Sequence[Any], tools: Sequence[Any] | None = None
+    ) -> tuple[FeatureBatch, ToolFeatures]:
+        """Return the `feature_batch` of ``messages`` and the `tool_features`.
+
+        What calibration reads of a call. Counters that render the whole
+        prompt (chat templates) override it: their fixed cost depends on the
+        messages and tools together.
+        """
+        return self.feature_batch(messages), self.tool_features(tools)
+
     def _records(self, messages: Sequence[Any] | PromptValue) -> list[bytes]:
         """The memo record of each message, counting the new ones."""
         memo = self._memo

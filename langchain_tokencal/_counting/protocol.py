@@ -81,6 +81,8 @@ class CounterInfo:
             character-class approximation.
         fallback: True when the wanted encoding could not be loaded.
         reason: Why the count is not exact, or None.
+        tokenizer: What an exact non-OpenAI counter counts with (a
+            ``tokenizer.json`` folder, ``mistral-common``...), or None.
 
     Example:
         ```python
@@ -97,3 +99,4 @@ class CounterInfo:
     encoding: str | None
     fallback: bool
     reason: str | None
+    tokenizer: str | None = None
