@@ -122,13 +122,11 @@ class CalibratedCounter:
         )
         # The local counter is chosen by the name as given: "xai" bills like
         # OpenAI but is not counted with OpenAI's tokenizer.
+        config = self.config
         self.local = local or local_counter(
-            model,
-            provider or self.provider,
-            memo_size=self.config.memo_size,
-            tokenizers=self.config.tokenizers,
-            own_tokenizers=self.config.own_tokenizers,
-        )
+            model, provider or self.provider, memo_size=config.memo_size,
+            tokenizers=config.tokenizers, own_tokenizers=config.own_tokenizers,
+        )  # fmt: skip
         self._state = CounterState(
             counter_kind(self.local.info),
             self.provider,
@@ -181,8 +179,7 @@ class CalibratedCounter:
     def message_tokens(self, messages: Sequence[Any]) -> float:
         """What ``messages`` add to a prompt: their costs, no fixed costs.
 
-        The share ``trim_messages`` subtracts from its budget for a kept
-        system message before it counts the rest as a prompt.
+        What ``trim_messages`` takes off its budget for a kept system message.
         """
         feats = self.prepare(messages, None)[0]
         with self._lock:
@@ -216,7 +213,6 @@ class CalibratedCounter:
         """The features a count reads, for counting many sub-lists of them."""
         if self._inbox:
             self.flush()
-        # feature_batch converts message-like input itself, and only once.
         return self.local.prepare(messages, tools)
 
     def _estimate(self, feats: FeatureBatch, tools_f: ToolFeatures) -> TokenEstimate:

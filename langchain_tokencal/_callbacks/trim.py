@@ -71,6 +71,12 @@ def trim_history(
         lambda: counter, label, tools, system=system, conservative=conservative
     )
 
+    if counter.local.renders_whole_prompt:
+        # A template's fixed cost is the whole list's: each candidate renders.
+        return trim_messages(
+            history, max_tokens=max_tokens, token_counter=slow, **trim_kwargs
+        )
+
     def count(listed: Sequence[BaseMessage]) -> int:
         plan = plan_prompt(listed, system)
         if plan is None or not plan[1]:

@@ -103,6 +103,9 @@ class LocalCounter:
     """
 
     framing: int = 3
+    # True where a prompt's fixed cost depends on all of its messages (a chat
+    # template's): the features of one list do not count its sub-lists.
+    renders_whole_prompt: bool = False
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class RenderedCounter(LocalCounter):
     """
 
     framing = 0
+    renders_whole_prompt = True
 
     def __init__(
         self,
