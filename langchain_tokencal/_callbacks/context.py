@@ -20,7 +20,7 @@ from langchain_tokencal.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["get_tokencal_callback"]
+__all__ = ["current_handler", "get_tokencal_callback"]
 
 _tokencal_callback_var: ContextVar[TokenCalibrationHandler | None] = ContextVar(
     "tokencal_callback", default=None
@@ -65,3 +65,8 @@ def get_tokencal_callback(
         yield handler
     finally:
         _tokencal_callback_var.reset(token)
+
+
+def current_handler() -> TokenCalibrationHandler | None:
+    """The handler a `get_tokencal_callback` block attaches here, if any."""
+    return _tokencal_callback_var.get()

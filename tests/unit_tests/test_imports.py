@@ -1,6 +1,8 @@
 """The public API is pinned: adding or removing a name is a deliberate act."""
 
 import importlib.metadata
+import subprocess
+import sys
 
 import langchain_tokencal
 
@@ -64,3 +66,36 @@ class TestPublicApi:
             obj = getattr(langchain_tokencal, name)
             if isinstance(obj, type) and issubclass(obj, Exception):
                 assert issubclass(obj, langchain_tokencal.TokenCalError)
+
+
+class TestOptionalExtras:
+    """Optional extras are imported only by the modules that need them."""
+
+    def test_package_import_leaves_langchain_agents_unimported(self) -> None:
+        """`import langchain_tokencal` does not import `langchain` (the [agents] extra)."""
+        code = (
+            "import sys, langchain_tokencal; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'langchain'))"
+        )
+        out = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == "[]"
+
+    def test_middleware_without_langchain_names_the_extra(self) -> None:
+        """Without `langchain` installed, the middleware module says what to install."""
+        code = (
+            "import sys; sys.modules['langchain'] = None; "
+            "import langchain_tokencal.middleware"
+        )
+        out = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode != 0
+        assert "pip install 'langchain-tokencal[agents]'" in out.stderr

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("_calibration",),
     ("_reporting", "storage"),
     ("_callbacks",),
-    ("testing", "demo", "cli", "__main__", "__init__"),
+    ("testing", "demo", "cli", "__main__", "__init__", "middleware"),
 )
 
 # These define counters that `trim_messages` calls; it inspects the annotation
@@ -36,6 +36,7 @@ NO_POSTPONED_ANNOTATIONS: tuple[str, ...] = (
     "_counting/local.py",
     "_calibration/counter.py",
     "_callbacks/bound.py",
+    "middleware.py",
 )
 
 MAX_LINES = 500
