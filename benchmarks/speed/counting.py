@@ -43,6 +43,9 @@ SEEN_VS_OPENAI = 100.0
 SEEN_VS_APPROX = 1.5
 NEW_VS_ENCODE = 1.3
 TRIM_VS_OPENAI = 50.0
+# handler.trim against trim_messages with the same handler's counter: the same
+# lists, and faster (it reads the history once, not once per candidate).
+TRIM_VS_COUNTER = 1.0
 
 CHAT_OPENAI = "ChatOpenAI(gpt-4o).get_num_tokens_from_messages"
 APPROX = "count_tokens_approximately"
@@ -273,4 +276,47 @@ def trim(
         "messages kept: "
         + ", ".join(f"{k.removeprefix('token_counter=')}: {v}" for k, v in kept.items())
     )
+    out.tables.append(table)
+    _handler_trim(fx, half, reps, min_ns, out)
+
+
+def _handler_trim(
+    fx: Fixture, budget: int, reps: int, min_ns: float, out: Outcome
+) -> None:
+    """``handler.trim`` against ``trim_messages`` with the same handler's counter."""
+    h = fx.history
+    table = Table(
+        f"3b. handler.trim vs trim_messages(token_counter=handler.counter(m)), "
+        f"max_tokens={budget:,}: {len(h)} messages"
+    )
+    for label, handler, model in (
+        ("gpt-4o", fx.gpt4o, "gpt-4o"),
+        (f"{LEARNED}, learned", fx.anchored, LEARNED),
+    ):
+        counter = handler.counter(model)
+        ops = {
+            f"trim_messages, {label}": lambda c=counter: trim_messages(
+                h, max_tokens=budget, token_counter=c, strategy="last"
+            ),
+            f"handler.trim, {label}": lambda hd=handler, m=model: hd.trim(
+                h, budget, model=m
+            ),
+        }
+        lists = [op() for op in ops.values()]
+        same = lists[0] == lists[1]
+        st = stats(interleaved(_contenders(ops, min_ns), reps))
+        base, ours = ops
+        ratio = st[base].median / st[ours].median
+        ok = same and ratio >= TRIM_VS_COUNTER
+        table.add(base, st[base])
+        table.add(
+            ours,
+            st[ours],
+            f"{ratio:.2f}x faster" + ("" if same else ", DIFFERENT LIST"),
+            f">= {TRIM_VS_COUNTER:g}x, same list",
+            ok=ok,
+        )
+        out.keep("handler.trim", ratio, higher_is_better=True)
+        if not ok:
+            out.failing.append(f"handler.trim/{len(h)}/{label}")
     out.tables.append(table)

@@ -332,7 +332,7 @@ def _summary(worst: dict[str, float], loop: dict[str, float]) -> str:
     line = (
         f"SUMMARY seen-vs-ChatOpenAI={x('seen-vs-ChatOpenAI')} "
         f"seen-vs-approx={x('seen-vs-approx', 2)} new-vs-encode={x('new-vs-encode', 2)} "
-        f"trim={x('trim')} overhead-invoke short={x('invoke short', 2)} "
+        f"trim={x('trim')} handler.trim={x('handler.trim', 2)} overhead-invoke short={x('invoke short', 2)} "
         f"8k={x('invoke 8k', 2)} ainvoke short={x('ainvoke short', 2)} "
         f"8k={x('ainvoke 8k', 2)} memo={memo}"
     )

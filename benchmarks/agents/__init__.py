@@ -1,0 +1,1 @@
+"""Agent middleware benchmark: see `benchmarks.agents.run`."""
