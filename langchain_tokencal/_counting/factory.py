@@ -89,6 +89,23 @@ def mistral_counter(
         return None
 
 
+def harmony_counter(
+    model: str, provider: str | None, memo_size: int
+) -> LocalCounter | None:
+    """The exact harmony counter of a gpt-oss name, else None."""
+    from langchain_tokencal._counting.harmony import (  # noqa: PLC0415 - lazy
+        HarmonyCounter,
+        is_gpt_oss,
+    )
+
+    if not is_gpt_oss(model):
+        return None
+    try:
+        return HarmonyCounter(model, provider=provider, memo_size=memo_size)
+    except RuntimeError:  # no o200k_base offline: approximate, as load_encoding says
+        return None
+
+
 def local_counter(
     model: str,
     provider: str | None = None,
@@ -142,6 +159,8 @@ def local_counter(
         counter = hf_counter(model, provider, tokenizers or {}, memo_size)
         if counter is None:
             counter = mistral_counter(model, provider, memo_size)
+        if counter is None:
+            counter = harmony_counter(model, provider, memo_size)
     if counter is None:
         counter = _make(model, provider, memo_size)
     info = counter.info
