@@ -59,6 +59,53 @@ def hf_counter(
         return None
 
 
+def mistral_counter(
+    model: str, provider: str | None, memo_size: int
+) -> LocalCounter | None:
+    """The exact counter of a Mistral model name, else None.
+
+    Without the ``[mistral]`` extra a Mistral name counts as before, and the
+    install hint is logged once per model.
+    """
+    from langchain_tokencal._counting.mistral import (  # noqa: PLC0415 - lazy
+        MistralCounter,
+        mistral_variant,
+    )
+
+    if mistral_variant(model) is None:
+        return None
+    try:
+        return MistralCounter(model, provider=provider, memo_size=memo_size)
+    except Exception as err:  # noqa: BLE001 - any failure means "count as before"
+        if model not in _warned:
+            _warned.add(model)
+            logger.warning(
+                "%s could be counted exactly with mistral-common but cannot be "
+                '(%s); counting approximately. Fix: pip install "langchain-tokencal'
+                '[mistral]"',
+                model,
+                err,
+            )
+        return None
+
+
+def harmony_counter(
+    model: str, provider: str | None, memo_size: int
+) -> LocalCounter | None:
+    """The exact harmony counter of a gpt-oss name, else None."""
+    from langchain_tokencal._counting.harmony import (  # noqa: PLC0415 - lazy
+        HarmonyCounter,
+        is_gpt_oss,
+    )
+
+    if not is_gpt_oss(model):
+        return None
+    try:
+        return HarmonyCounter(model, provider=provider, memo_size=memo_size)
+    except RuntimeError:  # no o200k_base offline: approximate, as load_encoding says
+        return None
+
+
 def local_counter(
     model: str,
     provider: str | None = None,
@@ -84,9 +131,11 @@ def local_counter(
             holding ``tokenizer.json`` (``{"llama3.1:8b":
             "meta-llama/Llama-3.1-8B-Instruct"}``), for names that are not
             repo ids.
-        own_tokenizers: Count a Hugging Face model found in the local cache
-            with its own tokenizer and chat template (the ``[hf]`` extra);
-            False counts it as before.
+        own_tokenizers: Count a model with its own tokenizer where one is on
+            the machine: a Hugging Face model found in the local cache with
+            its ``tokenizer.json`` and chat template (the ``[hf]`` extra), a
+            Mistral model with mistral-common (the ``[mistral]`` extra), gpt-oss
+            with tiktoken's harmony encoding. False counts them as before.
 
     Returns:
         The counter. It never raises for an unknown model: it approximates.
@@ -108,6 +157,10 @@ def local_counter(
     counter = None
     if own_tokenizers:
         counter = hf_counter(model, provider, tokenizers or {}, memo_size)
+        if counter is None:
+            counter = mistral_counter(model, provider, memo_size)
+        if counter is None:
+            counter = harmony_counter(model, provider, memo_size)
     if counter is None:
         counter = _make(model, provider, memo_size)
     info = counter.info
