@@ -12,7 +12,7 @@ ifeq ($(origin TIKTOKEN_CACHE_DIR), undefined)
   endif
 endif
 
-.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed clean
+.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed bench-agents clean
 
 help:  ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench-accuracy: $(BENCH_STAMP)  ## Accuracy against hidden real tokenizers and c
 
 bench-speed: $(BENCH_STAMP)  ## Speed ratios against tiktoken, langchain-core and langchain-openai (QUICK=1 for a smoke run).
 	$(ENCODINGS) $(BIN)/python -m benchmarks.speed $(if $(QUICK),--quick)
+
+bench-agents: $(BENCH_STAMP)  ## When agent summarization and context editing fire, by counter (QUICK=1 for a smoke run).
+	$(ENCODINGS) $(BIN)/python -m benchmarks.agents $(if $(QUICK),--quick)
 
 demo: $(STAMP)  ## Run the main job: a simulated session, calibrated live.
 	$(ENCODINGS) $(BIN)/python -m langchain_tokencal demo
