@@ -156,7 +156,7 @@ class TokenCalibrationMiddleware(AgentMiddleware[Any, Any, Any]):
 
     Raises:
         ConfigError: When ``handler`` is not a `TokenCalibrationHandler`, or
-            ``model``/``system_prompt`` are of the wrong kind.
+            ``model``, ``tools`` or ``system_prompt`` are of the wrong kind.
 
     Example:
         ```python
@@ -200,13 +200,22 @@ class TokenCalibrationMiddleware(AgentMiddleware[Any, Any, Any]):
             raise ConfigError(msg)
         self.handler = given
         ref = model_ref(model)
+        if tools is not None and (
+            isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence)
+        ):
+            msg = f"tools= must be a list of tools; got {type(tools).__name__}."
+            raise ConfigError(msg)
         self._lock = threading.Lock()
         self._request = _Request(ref.name, ref.provider, None, None, ())
         self._bound: dict[bool, BoundCounter] = {}
-        self._request = self._with_tools(
-            self._request._replace(system=as_system(system_prompt)),
-            ref.tools if tools is None else tools,
-        )
+        try:
+            self._request = self._with_tools(
+                self._request._replace(system=as_system(system_prompt)),
+                ref.tools if tools is None else tools,
+            )
+        except (TypeError, ValueError) as err:
+            msg = f"tools= holds something that is not a tool: {err}"
+            raise ConfigError(msg) from err
 
     @property
     def last_request(self) -> _Request:

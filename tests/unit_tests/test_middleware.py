@@ -330,6 +330,10 @@ def test_bad_arguments_are_config_errors() -> None:
         TokenCalibrationMiddleware(object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="model="):
         TokenCalibrationMiddleware(TokenCalibrationHandler(), model=5)
+    with pytest.raises(ConfigError, match="tools= must be a list"):
+        TokenCalibrationMiddleware(TokenCalibrationHandler(), tools="get_weather")
+    with pytest.raises(ConfigError, match="not a tool"):
+        TokenCalibrationMiddleware(TokenCalibrationHandler(), tools=[42])
     with pytest.raises(ConfigError, match="system="):
         TokenCalibrationMiddleware(
             TokenCalibrationHandler(),
