@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_ERROR",
     "MULTIMODAL",
     "NO_USAGE",
+    "ODD_CHUNK",
     "REASONS",
     "SHRUNK_PREFIX",
     "STREAM_WITHOUT_INPUT",
@@ -44,6 +45,7 @@ Reason = Literal[
     "uncached tokens only",
     "truncated context",
     "stream without input tokens",
+    "odd streamed usage",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -72,6 +74,9 @@ cut the prompt to its context window."""
 STREAM_WITHOUT_INPUT: Final[Reason] = "stream without input tokens"
 """A stream reported output tokens with ``input_tokens`` 0 (an output-only
 usage delta)."""
+ODD_CHUNK: Final[Reason] = "odd streamed usage"
+"""A streamed chunk's usage was not a mapping of non-negative integer counts;
+the chunk was ignored and the run billed from the rest."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""

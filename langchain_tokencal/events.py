@@ -56,6 +56,7 @@ __all__ = [
     "Message",
     "Prompt",
     "Reject",
+    "check_event",
     "check_values",
     "decode_event",
     "encode_event",
@@ -68,6 +69,18 @@ logger = logging.getLogger(__name__)
 # First line of a calibration file written by `write_events`.
 _FORMAT = "langchain-tokencal-calibration"
 _VERSION = 1
+
+# Trust limits for lines read from a store or a file. An event is a flat list
+# holding one flat list, so anything nested deeper is hostile or corrupt; the
+# size bound keeps a crafted line from costing the parser much.
+MAX_LINE: Final = 64 * 1024
+_MAX_DEPTH: Final = 2
+# Largest token count (the bound reported usage gets, `parse_usage`), and the
+# bound on relative errors and standardized residuals a replay accepts.
+_MAX_TOKENS: Final = 10**9
+_MAX_RATIO: Final = 1e6
+_MAX_NAME: Final = 512
+_HASH_RANGE: Final = (-(2**63), 2**64)
 
 
 class Prompt(NamedTuple):
@@ -179,6 +192,10 @@ class LearnEvent:
         origin: The process or handler that learned it, so a process can skip
             its own events when it replays a shared log.
         at: Wall-clock time (seconds since the epoch) it was learned.
+        seq: Its sequence number within ``origin`` (1, 2, ...), so that
+            ``(origin, seq)`` identifies it and a store applies it once
+            however often a push is retried; 0 when it has no identity
+            (older logs), and then it is applied every time it is appended.
 
     Example:
         ```python
@@ -194,12 +211,22 @@ class LearnEvent:
     values: tuple[Value, ...]
     origin: str
     at: float
+    seq: int = 0
+
+    @property
+    def identity(self) -> tuple[str, int] | None:
+        """``(origin, seq)``, or ``None`` for an event without a sequence number."""
+        return (self.origin, self.seq) if self.seq > 0 else None
 
 
 def encode_event(event: LearnEvent) -> str:
-    """One compact JSON line for an event."""
+    """One compact JSON line for an event (its ``seq`` last, when it has one)."""
+    row: list[object] = [event.model, event.kind, list(event.values), event.origin]
+    row.append(event.at)
+    if event.seq:
+        row.append(event.seq)
     return json.dumps(
-        [event.model, event.kind, list(event.values), event.origin, event.at],
+        row,
         separators=(",", ":"),
         ensure_ascii=False,
         allow_nan=False,
@@ -209,32 +236,170 @@ def encode_event(event: LearnEvent) -> str:
 def decode_event(line: str | bytes) -> LearnEvent:
     """Parse a line written by `encode_event`.
 
+    The line is checked before it is parsed: at most `MAX_LINE` bytes and no
+    nesting deeper than an event's own, so a crafted line costs little and
+    never exhausts the interpreter's recursion limit.
+
     Raises:
         EventError: If the line is not a well-formed event.
     """
-    try:
-        model, kind, values, origin, at = json.loads(line)
-    except (ValueError, TypeError) as err:
-        msg = f"not an event: {str(line)[:80]!r}"
-        raise EventError(msg) from err
+    row = _parse(line)
+    model, kind, values, origin, at, *rest = row
+    seq = rest[0] if rest else 0
     if (
         not isinstance(model, str)
+        or not isinstance(kind, str)
         or kind not in EVENT_KINDS
         or not isinstance(values, list)
         or not isinstance(origin, str)
         or isinstance(at, bool)
         or not isinstance(at, (int, float))
+        or not math.isfinite(at)
+        or isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or not 0 <= seq < 2**63
     ):
-        msg = f"malformed event: {str(line)[:80]!r}"
+        msg = f"malformed event: {str(row)[:80]!r}"
         raise EventError(msg)
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            msg = f"malformed event value {v!r}"
+            msg = f"malformed event value {v!r:.40}"
             raise EventError(msg)
         if isinstance(v, float) and not math.isfinite(v):
             msg = f"non-finite event value {v!r}"
             raise EventError(msg)
-    return LearnEvent(model, kind, tuple(values), origin, float(at))
+    return LearnEvent(model, kind, tuple(values), origin, float(at), seq)
+
+
+def _parse(line: str | bytes) -> list[object]:
+    """The JSON list of a line, within the size and depth limits."""
+    if len(line) > MAX_LINE:
+        msg = f"event line too long ({len(line)} > {MAX_LINE} characters)"
+        raise EventError(msg)
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            msg = f"event line is not UTF-8: {err.reason}"
+            raise EventError(msg) from err
+    if line.count("[") + line.count("{") > _MAX_DEPTH and _depth(line) > _MAX_DEPTH:
+        msg = f"malformed event: nested deeper than {_MAX_DEPTH}: {line[:80]!r}"
+        raise EventError(msg)
+    try:
+        row = json.loads(line)
+    except (ValueError, TypeError, RecursionError) as err:
+        msg = f"not an event: {line[:80]!r}"
+        raise EventError(msg) from err
+    if not isinstance(row, list) or len(row) not in (5, 6):
+        msg = f"malformed event: {line[:80]!r}"
+        raise EventError(msg)
+    return row
+
+
+def _depth(line: str) -> int:
+    """The deepest bracket nesting of a JSON text, outside its strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > _MAX_DEPTH:
+                break  # deep enough to refuse: the rest need not be read
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+# What each kind's values may hold, position by position: "t" a token count
+# (0..1e9), "c" a signed cost (|c| <= 1e9), "h" a 64-bit hash, "b" 0 or 1, "w"
+# a weight (>= 0), "r" a ratio or residual (|r| <= 1e6), "n" a small count
+# (0..1e9), "s" a short string; the last letter repeats for variadic kinds.
+_RANGES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "fit": "c",
+        "prompt": "hhhht",
+        "message": "hcbw",
+        "base": "hcw",
+        "error": "rrrrn",
+        "residual": "r",
+        "reply": "c",
+        "reject": "sn",
+        "meta": "s",
+    }
+)
+
+
+def _check_value(code: str, v: Value) -> str | None:
+    """Why ``v`` does not fit position code ``code``, or ``None``."""
+    if code == "s":
+        if not isinstance(v, str) or len(v) > _MAX_NAME:
+            return "a short string"
+        return None
+    if isinstance(v, (bool, str)) or not isinstance(v, (int, float)):
+        return "a number"
+    if not math.isfinite(v):
+        return "finite"
+    fits = {
+        "t": 0 <= v <= _MAX_TOKENS,
+        "n": 0 <= v <= _MAX_TOKENS,
+        "c": -_MAX_TOKENS <= v <= _MAX_TOKENS,
+        "h": isinstance(v, int) and _HASH_RANGE[0] <= v < _HASH_RANGE[1],
+        "b": v in (0, 1),
+        "w": 0 <= v <= _MAX_RATIO,
+        "r": -_MAX_RATIO <= v <= _MAX_RATIO,
+    }
+    return None if fits[code] else f"in range for {code!r}"
+
+
+def check_event(event: LearnEvent) -> None:
+    """Refuse an event from a store or a file that no counter could have learned.
+
+    On top of `check_values` (the kind and the number of values), every value
+    must be in range: token counts in ``[0, 1e9]``, hashes 64-bit integers,
+    relative errors and residuals within ``1e6``, strings short; the model
+    name and origin must be short strings that encode to UTF-8.
+
+    Raises:
+        EventError: Naming the first value out of range.
+    """
+    for name in (event.model, event.origin):
+        if not isinstance(name, str) or len(name) > _MAX_NAME or not _encodable(name):
+            msg = (
+                "an event's model and origin must be short UTF-8 text, "
+                f"got {name!r:.80}"
+            )
+            raise EventError(msg)
+    # Typed callers cannot pass anything else; a replayed or fuzzed one can.
+    kind: object = event.kind
+    given: object = event.values
+    if not isinstance(kind, str) or not isinstance(given, tuple):
+        msg = f"malformed event: kind {kind!r:.40}"
+        raise EventError(msg)
+    check_values(event.kind, event.values)
+    codes = _RANGES[event.kind]
+    for i, v in enumerate(event.values):
+        problem = _check_value(codes[min(i, len(codes) - 1)], v)
+        if problem is not None:
+            msg = f"a {event.kind} event's value {i} must be {problem}, got {v!r:.40}"
+            raise EventError(msg)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def write_events(path: str | os.PathLike[str], events: Iterable[LearnEvent]) -> int:
@@ -252,7 +417,8 @@ def write_events(path: str | os.PathLike[str], events: Iterable[LearnEvent]) -> 
     target = Path(path)
     count = 0
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # 0700: a calibration file's folder is private like a store's.
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -124,8 +124,10 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         self._counters = self._registry.counters
         self._settler = Settler(self._registry, self._sync.bill)
         self._ended = self._settler.ended
-        # Usage reaches the store once settled: settle before every push.
+        # Usage reaches the store once settled: settle before every push; and
+        # learn from everything queued before the last push (close, exit).
         self._sync.before_push(self._settle_ended)
+        self._sync.before_close(self._learn_queued)
         # Load what the store holds now; if it is unreachable this logs one
         # warning and the background thread retries.
         self._sync.start()
@@ -159,6 +161,11 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
     def _settle_ended(self) -> None:
         """Settle every queued run (before any read, and before a store push)."""
         self._settler.settle_ended(raise_error=self.raise_error)
+
+    def _learn_queued(self) -> None:
+        """Settle every queued run and learn from every queued report."""
+        self._settle_ended()
+        self._registry.flush()
 
     def _replay(self, events: Sequence[LearnEvent]) -> None:
         """Apply events from another process or a file to the counters."""
@@ -266,9 +273,12 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         return self._sync.sync()
 
     def close(self) -> None:
-        """Flush, then stop the store's background thread and close it."""
-        self._settle_ended()
-        self._registry.flush()
+        """Flush, then stop the store's background thread and close it.
+
+        Idempotent. Also done at interpreter exit for a handler still open,
+        before any store is closed.
+        """
+        self._learn_queued()
         self._sync.close(flush=True)
 
     def save(self, path: str | os.PathLike[str]) -> int:

@@ -22,7 +22,7 @@ from typing_extensions import override
 from langchain_tokencal._callbacks.guard import contain
 from langchain_tokencal._callbacks.introspect import bound_tools, model_key
 from langchain_tokencal._callbacks.runs import Pending
-from langchain_tokencal._reasons import MODEL_ERROR
+from langchain_tokencal._reasons import MODEL_ERROR, ODD_CHUNK
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -124,7 +124,15 @@ class CallbackHooks(BaseCallbackHandler):
             )
             pending = self._pending.peek(run_id) if usage else None
             if pending is not None and usage:
-                n = usage.get("input_tokens") or 0
+                n = _input_tokens(usage)
+                if n is None:
+                    # Ignored, and counted: the run bills from its other chunks
+                    # and its final message.
+                    counter = self._registry.counter_for(
+                        pending.model, pending.provider
+                    )
+                    counter.reject(ODD_CHUNK)
+                    return
                 if pending.streamed is None:
                     pending.streamed = []
                 # A 0 too: a stream whose usage never names the prompt (an
@@ -176,3 +184,23 @@ class CallbackHooks(BaseCallbackHandler):
                 counter.reject(MODEL_ERROR)
         except Exception as err:  # noqa: BLE001 - never break the model call
             contain(err, raise_error=self.raise_error, doing="record a model error")
+
+
+# Largest count a chunk may report (the bound `parse_usage` applies).
+_MAX_COUNT = 10**9
+
+
+def _input_tokens(usage: object) -> int | None:
+    """A chunk's input tokens (0 when it names none), or None for odd usage.
+
+    Odd: not a mapping, or ``input_tokens`` that is not an integer in
+    ``[0, 1e9]`` (a bool, a string, a negative or absurd number).
+    """
+    if not isinstance(usage, Mapping):
+        return None
+    n = usage.get("input_tokens")
+    if n is None:
+        return 0
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= _MAX_COUNT:
+        return None
+    return n

@@ -11,6 +11,7 @@ counter and recording an alias take the lock.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from langchain_tokencal._calibration import CalibratedCounter
 from langchain_tokencal._providers import canonical_label, snapshot_of
 from langchain_tokencal.errors import ConfigError
-from langchain_tokencal.events import LearnEvent
+from langchain_tokencal.events import EventError, LearnEvent, check_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from langchain_tokencal.config import CounterConfig
 
 __all__ = ["CounterRegistry"]
+
+logger = logging.getLogger(__name__)
 
 
 class CounterRegistry:
@@ -152,19 +155,43 @@ class CounterRegistry:
         with self._lock:
             self.aliases[snapshot] = model
 
-    def replay(self, events: Sequence[LearnEvent]) -> None:
-        """Apply events from another process or a file to the counters."""
+    def replay(self, events: Sequence[LearnEvent]) -> int:
+        """Apply events from another process or a file to the counters.
+
+        Each event is range-checked first (`check_event`): one no counter
+        could have learned (a negative token count, an absurd error, a model
+        name that is not text) is skipped, and the skipped ones are counted in
+        one warning per batch.
+
+        Returns:
+            How many events were skipped.
+        """
         by_model: dict[str, list[LearnEvent]] = {}
         providers: dict[str, str | None] = {}
+        skipped = 0
+        reason = ""
         for event in events:
+            try:
+                check_event(event)
+            except EventError as err:
+                skipped += 1
+                reason = reason or str(err)
+                continue
             if event.kind == "meta":
                 providers[event.model] = str(event.values[0]) if event.values else None
             by_model.setdefault(event.model, []).append(event)
+        if skipped:
+            logger.warning(
+                "tokencal: skipped %d replayed event(s) out of range (first: %s)",
+                skipped,
+                reason,
+            )
         for model, batch in by_model.items():
             counter = self.counters.get(model) or self.counter_for(
                 model, providers.get(model) or None, announce=False
             )
             counter.replay(batch)
+        return skipped
 
     def flush(self) -> None:
         """Learn from every observation the counters have queued."""

@@ -26,7 +26,13 @@ from langchain_tokencal.cli._messages import (
 from langchain_tokencal.cli._output import first_line, stats_table
 from langchain_tokencal.cli._session import is_known, opened
 from langchain_tokencal.errors import TokenCalError
-from langchain_tokencal.events import read_events, write_events
+from langchain_tokencal.events import (
+    EventError,
+    LearnEvent,
+    check_event,
+    read_events,
+    write_events,
+)
 from langchain_tokencal.storage import open_store
 
 if TYPE_CHECKING:
@@ -150,6 +156,10 @@ def import_(ctx: Context) -> int:
     """``tokencal import FILE``: add the events the store does not hold yet."""
     path = ctx.args.file
     events = read_events(path)
+    # Events no counter could have learned are not imported (nor counted as new).
+    checked = [e for e in events if _in_range(e)]
+    refused = len(events) - len(checked)
+    events = checked
     # Importing the same file twice must not count its reports twice.
     store = open_store(ctx.url)
     try:
@@ -157,8 +167,9 @@ def import_(ctx: Context) -> int:
     finally:
         store.close()
     new = [e for e in events if e not in held]
+    skipped = f"; {refused} out of range were skipped" if refused else ""
     if not new:
-        print(f"nothing to import: {ctx.shown} already holds all of {path}")
+        print(f"nothing to import: {ctx.shown} already holds all of {path}{skipped}")
         return 0
     with tempfile.TemporaryDirectory(prefix="tokencal-") as folder:
         fresh = Path(folder) / "new.jsonl"
@@ -176,8 +187,17 @@ def import_(ctx: Context) -> int:
             if len(new) < len(events)
             else ""
         )
+        + skipped
     )
     return 0
+
+
+def _in_range(event: LearnEvent) -> bool:
+    try:
+        check_event(event)
+    except EventError:
+        return False
+    return True
 
 
 def demo(ctx: Context) -> int:

@@ -7,6 +7,7 @@ it without importing each other.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from langchain_tokencal._usage import USAGE_FIELDS
@@ -14,7 +15,7 @@ from langchain_tokencal.errors import ConfigError, StoreError
 from langchain_tokencal.events import EventError, LearnEvent, decode_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from types import TracebackType
 
     from typing_extensions import Self
@@ -24,16 +25,38 @@ __all__ = [
     "Store",
     "StoreBase",
     "StoreError",
+    "UsageDelta",
+    "apply_batch",
     "check_keep",
+    "check_model",
     "check_totals",
     "closed_error",
     "cursor_error",
     "decode_rows",
+    "fresh_items",
     "logger",
 ]
 
 # One logger for every backend, so users configure "langchain_tokencal.storage".
 logger = logging.getLogger("langchain_tokencal.storage")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDelta:
+    """A usage increment with an identity, pushed together with events.
+
+    Attributes:
+        model: The model key.
+        totals: One integer per `USAGE_FIELDS` entry.
+        origin: The handler that billed it.
+        seq: Its sequence number within ``origin`` (shared with its events);
+            0 for no identity (applied every time).
+    """
+
+    model: str
+    totals: tuple[int, ...]
+    origin: str = ""
+    seq: int = 0
 
 
 @runtime_checkable
@@ -60,7 +83,7 @@ class Store(Protocol):
     url: str
 
     def append(self, events: Sequence[LearnEvent]) -> None:
-        """Add events at the end of the log, all or none.
+        """Add events at the end of the log, all or none (`apply_batch` rules).
 
         Raises:
             StoreError: The store is unreachable or broken; nothing was added.
@@ -114,9 +137,33 @@ class Store(Protocol):
 
 
 class StoreBase(Store):
-    """Context-manager support and a readable repr for the concrete stores."""
+    """What the concrete stores share: `apply_batch`, context manager, repr.
+
+    `apply_batch` is not part of the `Store` protocol, so a store written
+    before it still works (see `apply_batch` the function).
+    """
 
     url: str
+
+    def apply_batch(
+        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
+    ) -> None:
+        """Append events and add usage increments in one all-or-nothing step.
+
+        Idempotent by identity: an event or increment whose ``seq`` is not
+        above the highest ``seq`` the store already applied from its
+        ``origin`` is skipped, as is a second copy within the batch, so a
+        retried push (after a failure, or after a success whose reply was
+        lost) changes nothing. Items without a ``seq`` are always applied.
+
+        Raises:
+            StoreError: The store is unreachable or broken; nothing was applied.
+        """
+        raise NotImplementedError
+
+    def append(self, events: Sequence[LearnEvent]) -> None:
+        """Add events at the end of the log (see `Store.append`)."""
+        self.apply_batch(events)
 
     def __enter__(self) -> Self:
         """Return the store itself."""
@@ -167,6 +214,30 @@ def check_totals(totals: Sequence[int]) -> list[int]:
     return values
 
 
+_MAX_MODEL = 512
+
+
+def check_model(model: object) -> str:
+    """Validate a model name a store is asked to keep.
+
+    Raises:
+        ConfigError: It is not a non-empty string of at most 512 characters
+            that encodes to UTF-8 (a lone surrogate does not).
+    """
+    if isinstance(model, str) and 0 < len(model) <= _MAX_MODEL:
+        try:
+            model.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return model
+    msg = (
+        f"a store keeps model names as UTF-8 text of 1 to {_MAX_MODEL} characters; "
+        f"got {model!r:.80}."
+    )
+    raise ConfigError(msg)
+
+
 def check_keep(keep: int) -> int:
     """Validate the number of events `compact` keeps per model.
 
@@ -182,17 +253,87 @@ def check_keep(keep: int) -> int:
 def decode_rows(
     rows: Iterable[tuple[str, str | bytes | None]], where: str
 ) -> list[LearnEvent]:
-    """Decode ``(cursor, line)`` rows, skipping corrupt ones with a warning each.
+    """Decode ``(cursor, line)`` rows, skipping corrupt ones.
 
-    A missing line (``None``) counts as corrupt too.
+    A missing line (``None``), bytes that are not UTF-8, a line too long or
+    too deeply nested all count as corrupt. The skipped rows are counted in
+    one warning per call, which names the first.
     """
     events: list[LearnEvent] = []
+    bad = 0
+    first = ""
     for cursor, line in rows:
-        if line is None:
-            logger.warning("skipping corrupt event %s in %s: no line", cursor, where)
-            continue
-        try:
-            events.append(decode_event(line))
-        except EventError as err:
-            logger.warning("skipping corrupt event %s in %s: %s", cursor, where, err)
+        event = _decode_row(line)
+        if isinstance(event, str):
+            bad += 1
+            first = first or f"{cursor}: {event}"
+        else:
+            events.append(event)
+    if bad:
+        logger.warning(
+            "skipped %d corrupt event(s) in %s (first %s)", bad, where, first
+        )
     return events
+
+
+def _decode_row(line: str | bytes | None) -> LearnEvent | str:
+    """The event of one row, or why it is corrupt."""
+    if line is None:
+        return "no line"
+    try:
+        return decode_event(line)
+    except EventError as err:
+        return str(err)
+
+
+Item = LearnEvent | UsageDelta
+
+
+def fresh_items(
+    items: Sequence[Item], applied: Callable[[str], int]
+) -> tuple[list[bool], dict[str, int]]:
+    """Which items of a batch to apply, and each origin's new highest ``seq``.
+
+    ``applied(origin)`` is the highest ``seq`` the store applied from that
+    origin before this batch. Comparing with that (not a running maximum)
+    keeps an increment sealed between two events of the same batch.
+
+    Returns:
+        One flag per item (apply it or not), and the new marks by origin.
+    """
+    before: dict[str, int] = {}
+    marks: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    keep: list[bool] = []
+    for item in items:
+        if item.seq <= 0:
+            keep.append(True)
+            continue
+        origin = item.origin
+        if origin not in before:
+            before[origin] = applied(origin)
+        key = (origin, item.seq)
+        fresh = item.seq > before[origin] and key not in seen
+        keep.append(fresh)
+        if fresh:
+            seen.add(key)
+            marks[origin] = max(marks.get(origin, 0), item.seq)
+    return keep, marks
+
+
+def apply_batch(
+    store: Store, events: Sequence[LearnEvent], usage: Sequence[UsageDelta]
+) -> None:
+    """`Store.apply_batch` on any store, even one written before that method.
+
+    A store without it gets `Store.append` and one `Store.add_usage` per
+    increment: neither atomic together nor idempotent.
+    """
+    method = getattr(store, "apply_batch", None)
+    if method is not None:
+        method(events, usage)
+        return
+    if events:
+        store.append(events)
+    for delta in usage:
+        store.add_usage(delta.model, delta.totals)

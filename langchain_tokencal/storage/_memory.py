@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.storage._base import (
     StoreBase,
+    UsageDelta,
     check_keep,
     check_totals,
     closed_error,
     cursor_error,
+    fresh_items,
 )
 
 if TYPE_CHECKING:
@@ -71,24 +73,42 @@ class MemoryStore(StoreBase):
         self._next = 1
         self._by_model: dict[str, deque[int]] = {}
         self._usage: dict[str, list[int]] = {}
+        # Each origin's highest applied seq (see `StoreBase.apply_batch`).
+        self._marks: dict[str, int] = {}
 
-    def append(self, events: Sequence[LearnEvent]) -> None:
-        """Add events (see `Store.append`)."""
+    def apply_batch(
+        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
+    ) -> None:
+        """Add events and usage, each identity once (see `StoreBase.apply_batch`)."""
+        totals = [check_totals(delta.totals) for delta in usage]
         with self._lock:
             self._check_open("append events to")
-            limit = self.max_events
-            for event in events:
-                seq = self._next
-                self._next += 1
-                self._seqs.append(seq)
-                self._events.append(event)
-                seqs = self._by_model.get(event.model)
-                if seqs is None:
-                    seqs = self._by_model[event.model] = deque()
-                seqs.append(seq)
-                if limit is not None and len(seqs) > limit:
-                    self._drop(seqs.popleft())
-            self._sweep_if_sparse()
+            keep, marks = fresh_items(
+                [*events, *usage], lambda o: self._marks.get(o, 0)
+            )
+            self._marks.update(marks)
+            self._add([e for e, fresh in zip(events, keep, strict=False) if fresh])
+            for delta, values, fresh in zip(
+                usage, totals, keep[len(events) :], strict=True
+            ):
+                if fresh:
+                    self._add_usage(delta.model, values)
+
+    def _add(self, events: Sequence[LearnEvent]) -> None:
+        """Append events (the caller holds the lock)."""
+        limit = self.max_events
+        for event in events:
+            seq = self._next
+            self._next += 1
+            self._seqs.append(seq)
+            self._events.append(event)
+            seqs = self._by_model.get(event.model)
+            if seqs is None:
+                seqs = self._by_model[event.model] = deque()
+            seqs.append(seq)
+            if limit is not None and len(seqs) > limit:
+                self._drop(seqs.popleft())
+        self._sweep_if_sparse()
 
     def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
         """Return the events after ``after`` (see `Store.read`)."""
@@ -112,12 +132,15 @@ class MemoryStore(StoreBase):
         values = check_totals(totals)
         with self._lock:
             self._check_open("add usage to")
-            sums = self._usage.get(model)
-            if sums is None:
-                self._usage[model] = values
-            else:
-                for i, value in enumerate(values):
-                    sums[i] += value
+            self._add_usage(model, values)
+
+    def _add_usage(self, model: str, values: list[int]) -> None:
+        sums = self._usage.get(model)
+        if sums is None:
+            self._usage[model] = values
+        else:
+            for i, value in enumerate(values):
+                sums[i] += value
 
     def usage(self) -> dict[str, list[int]]:
         """Return a copy of every model's usage totals (see `Store.usage`)."""

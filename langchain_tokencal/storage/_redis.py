@@ -9,7 +9,13 @@ Layout, under a key prefix (``?prefix=``, default ``tokencal:``):
 {prefix}event-models     SET     models that have events
 {prefix}usage:{model}    HASH    `USAGE_FIELDS` -> integer sum (HINCRBY)
 {prefix}usage-models     SET     models that have usage
+{prefix}origins          HASH    origin -> the highest seq applied from it
 ```
+
+A batch (events and usage increments) is applied by one Lua script that
+checks every key's type before writing anything, and skips each item whose
+``(origin, seq)`` is not above its origin's mark: retried, partial or
+repeated pushes change nothing.
 
 One stream keeps a single order across all writers, so a cursor is one id.
 Compaction needs each model's oldest entries: the per-model id lists give them
@@ -32,7 +38,9 @@ from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
     StoreBase,
     StoreError,
+    UsageDelta,
     check_keep,
+    check_model,
     check_totals,
     closed_error,
     cursor_error,
@@ -58,15 +66,84 @@ _PAGE: Final = 1000  # entries per XRANGE call: bounded replies, few round trips
 _MAX_SEQ: Final = 2**64 - 1
 _CURSOR: Final = re.compile(r"(\d+)-(\d+)")
 
-# KEYS: stream, event-models, then one ids list per event.
-# ARGV: model, line, model, line, ...
-_APPEND_LUA: Final = """
-for i = 1, #ARGV, 2 do
-  local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
-  redis.call('RPUSH', KEYS[2 + (i + 1) / 2], id)
-  redis.call('SADD', KEYS[2], ARGV[i])
+# One batch, all or nothing, each identity once. Redis does not roll a script
+# back when a command fails midway, so every key's type (and every usage
+# field's value) is checked before the first write: a key of the wrong type
+# fails the whole batch with nothing written.
+# KEYS: stream, event-models, usage-models, origins, then one ids list per
+#   event, then one usage hash per increment.
+# ARGV: events, increments, then the usage field names, then per event
+#   model, line, origin, seq; per increment model, origin, seq, then one value
+#   per field.
+_APPLY_LUA: Final = """
+local ne, nu, nf = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local fields = {}
+for f = 1, nf do fields[f] = ARGV[3 + f] end
+local function kind_of(key)
+  local t = redis.call('TYPE', key)
+  return t['ok'] or t
 end
-return #ARGV / 2
+local wants = {{KEYS[1], 'stream'}, {KEYS[2], 'set'}, {KEYS[3], 'set'},
+  {KEYS[4], 'hash'}}
+for i = 1, ne do wants[#wants + 1] = {KEYS[4 + i], 'list'} end
+for i = 1, nu do wants[#wants + 1] = {KEYS[4 + ne + i], 'hash'} end
+for _, w in ipairs(wants) do
+  local t = kind_of(w[1])
+  if t ~= 'none' and t ~= w[2] then
+    return redis.error_reply('WRONGTYPE ' .. w[1] .. ' holds a ' .. t ..
+      ', not a ' .. w[2] .. '; nothing was written')
+  end
+end
+for i = 1, nu do
+  for _, v in ipairs(redis.call('HMGET', KEYS[4 + ne + i], unpack(fields))) do
+    if v and not string.match(v, '^-?%d+$') then
+      return redis.error_reply('usage hash ' .. KEYS[4 + ne + i] ..
+        ' holds a value that is not an integer; nothing was written')
+    end
+  end
+end
+-- Each item is fresh when its seq is above its origin's mark from before
+-- this batch (and not a second copy within it).
+local before, marks, seen = {}, {}, {}
+local function fresh(origin, seq)
+  if seq <= 0 then return true end
+  if before[origin] == nil then
+    before[origin] = tonumber(redis.call('HGET', KEYS[4], origin) or '0')
+  end
+  local key = origin .. '\0' .. seq
+  if seq <= before[origin] or seen[key] then return false end
+  seen[key] = true
+  if (marks[origin] or 0) < seq then marks[origin] = seq end
+  return true
+end
+local a, added = 4 + nf, 0
+for i = 1, ne do
+  local model, line, origin, seq = ARGV[a], ARGV[a + 1], ARGV[a + 2],
+    tonumber(ARGV[a + 3])
+  a = a + 4
+  if fresh(origin, seq) then
+    local id = redis.call('XADD', KEYS[1], '*', 'e', line)
+    redis.call('RPUSH', KEYS[4 + i], id)
+    redis.call('SADD', KEYS[2], model)
+    added = added + 1
+  end
+end
+for i = 1, nu do
+  local model, origin, seq = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  if fresh(origin, seq) then
+    redis.call('SADD', KEYS[3], model)
+    for f = 1, nf do
+      local v = ARGV[a + f - 1]
+      if v ~= '0' then redis.call('HINCRBY', KEYS[4 + ne + i], fields[f], v) end
+    end
+  end
+  a = a + nf
+end
+for origin, seq in pairs(marks) do
+  redis.call('HSET', KEYS[4], origin, seq)
+end
+return added
 """
 
 # KEYS: stream, event-models. ARGV: keep, ids-key prefix.
@@ -156,7 +233,8 @@ class RedisStore(StoreBase):
         self._stream = f"{self.prefix}events"
         self._event_models = f"{self.prefix}event-models"
         self._usage_models = f"{self.prefix}usage-models"
-        self._append = self._client.register_script(_APPEND_LUA)
+        self._origins = f"{self.prefix}origins"
+        self._apply = self._client.register_script(_APPLY_LUA)
         self._compact = self._client.register_script(_COMPACT_LUA)
         try:
             self._run("connect to", lambda client: client.ping())
@@ -164,16 +242,24 @@ class RedisStore(StoreBase):
             self.close()
             raise
 
-    def append(self, events: Sequence[LearnEvent]) -> None:
-        """Add events with one atomic script (see `Store.append`)."""
-        if not events:
+    def apply_batch(
+        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
+    ) -> None:
+        """Append events and add usage with one atomic script, once per identity."""
+        if not events and not usage:
             return
-        keys = [self._stream, self._event_models]
-        args: list[str] = []
+        keys = [self._stream, self._event_models, self._usage_models, self._origins]
+        args: list[str | int] = [len(events), len(usage), len(USAGE_FIELDS)]
+        args += USAGE_FIELDS
         for event in events:
+            check_model(event.model)
             keys.append(f"{self.prefix}ids:{event.model}")
-            args += (event.model, encode_event(event))
-        self._run("append events to", lambda _: self._append(keys, args))
+            args += (event.model, encode_event(event), event.origin, event.seq)
+        for delta in usage:
+            check_model(delta.model)
+            keys.append(f"{self.prefix}usage:{delta.model}")
+            args += (delta.model, delta.origin, delta.seq, *check_totals(delta.totals))
+        self._run("append events to", lambda _: self._apply(keys, args))
 
     def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
         """Return the stream entries after id ``after`` (see `Store.read`)."""
@@ -199,6 +285,7 @@ class RedisStore(StoreBase):
 
     def add_usage(self, model: str, totals: Sequence[int]) -> None:
         """HINCRBY each nonzero sum in one MULTI/EXEC (see `Store.add_usage`)."""
+        model = check_model(model)
         values = check_totals(totals)
         key = f"{self.prefix}usage:{model}"
 
@@ -257,6 +344,12 @@ class RedisStore(StoreBase):
         except self._errors as err:
             msg = f"cannot {what} the Redis store {self.url}: {err}"
             raise StoreError(msg) from err
+        except UnicodeEncodeError as err:
+            msg = (
+                f"cannot {what} the Redis store {self.url}: "
+                f"a value is not UTF-8 text ({err})"
+            )
+            raise ConfigError(msg) from err
 
 
 def _split_prefix(url: str) -> tuple[str, str]:

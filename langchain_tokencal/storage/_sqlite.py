@@ -1,13 +1,17 @@
 """The SQLite backend of `langchain_tokencal.storage`: one file, many processes.
 
-Layout (schema version 1, kept in ``PRAGMA user_version``):
+Layout (schema version 2, kept in ``PRAGMA user_version``):
 
 ```
-tokencal_events(id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT, line TEXT)
+tokencal_events(id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT, line TEXT,
+                uid TEXT UNIQUE)
     one row per event; ``line`` is `encode_event`'s JSON, ``id`` the cursor
     (AUTOINCREMENT, so an id deleted by compaction is never handed out again
-    and a reader's cursor stays meaningful)
+    and a reader's cursor stays meaningful), ``uid`` its identity
+    ``origin:seq`` (NULL for rows of version 1 and events without one)
 tokencal_events_by_model(model, id)      index that makes compaction cheap
+tokencal_origins(origin PRIMARY KEY, seq)
+    the highest seq applied from each origin (see `StoreBase.apply_batch`)
 tokencal_usage(model PRIMARY KEY, input_tokens, ..., output_audio)
     one row per model, integer sums in `USAGE_FIELDS` order
 ```
@@ -28,33 +32,44 @@ the next opener ignores.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
     StoreBase,
     StoreError,
+    UsageDelta,
     check_keep,
+    check_model,
     check_totals,
     closed_error,
     cursor_error,
     decode_rows,
-    logger,
+    fresh_items,
 )
+from langchain_tokencal.storage._sqlite_file import (
+    MIGRATIONS,
+    check_timeout,
+    check_version,
+    create,
+    migrate,
+    move_aside,
+    rollback,
+)
+from langchain_tokencal.storage._sqlite_file import identity as identity_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from langchain_tokencal.events import LearnEvent
 
-__all__ = ["MIGRATIONS", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "check_timeout"]
 
 _T = TypeVar("_T")
 
@@ -66,45 +81,28 @@ _ADD_USAGE: Final = (
     "ON CONFLICT (model) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in USAGE_FIELDS)
 )
-# Files a crash or a foreign program may leave beside the database; they belong
-# to the file and move aside with it (a stale journal would be replayed into
-# the fresh file otherwise).
-_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 # Opens that find a bad file before giving up (each moves one file aside).
 _ATTEMPTS: Final = 3
-
-
-def _migrate_to_1(conn: sqlite3.Connection) -> None:
-    """Create the first layout."""
-    conn.execute(
-        "CREATE TABLE tokencal_events ("
-        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " model TEXT NOT NULL,"
-        " line TEXT NOT NULL)"
-    )
-    conn.execute("CREATE INDEX tokencal_events_by_model ON tokencal_events (model, id)")
-    columns = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in USAGE_FIELDS)
-    conn.execute(
-        f"CREATE TABLE tokencal_usage (model TEXT PRIMARY KEY, {columns}) WITHOUT ROWID"
-    )
-
-
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
 
 
 class SQLiteStore(StoreBase):
     """A store in one SQLite file that several processes may share.
 
     Each `append` is one transaction, durable when it returns (WAL,
-    ``synchronous=FULL``). A file that is not a database, or holds tables
-    that are not ours, is renamed to ``<name>.corrupt-<UTC time>`` with one
-    warning and a fresh store starts. The file is created with mode 0600.
+    ``synchronous=FULL``), and applies each event identity once (see
+    `StoreBase.apply_batch`). A file that is not a database is renamed to
+    ``<name>.corrupt-<UTC time>`` with one warning and a fresh store starts;
+    a valid database of another program (tables that are not ours) is
+    refused with `StoreError` and left untouched. The file is created with
+    mode 0600 and missing folders with mode 0700. With ``read_only`` the
+    file is opened with ``mode=ro`` (nothing created, migrated or written).
     Thread-safe: one connection behind a lock. Open a store after forking,
     not before.
 
     Args:
         path: The database file; missing folders are created.
         timeout: Seconds a write waits for another process's write.
+        read_only: Open for reading only (a file or folder we may not write).
 
     Raises:
         StoreError: The folder or the file cannot be created or opened (the
@@ -126,22 +124,67 @@ class SQLiteStore(StoreBase):
         ```
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        read_only: bool = False,
+    ) -> None:
         """Open (creating, repairing or migrating) the file at ``path``."""
+        timeout = check_timeout(timeout)
         self.path = Path(os.path.abspath(Path(path).expanduser()))  # noqa: PTH100 - keep symlinks as given
         self.url = "sqlite:///" + self.path.as_posix()
+        self.read_only = read_only
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = _open(self.path, timeout)
+        self._conn: sqlite3.Connection | None = (
+            _open_read_only(self.path, timeout)
+            if read_only
+            else _open(self.path, timeout)
+        )
 
-    def append(self, events: Sequence[LearnEvent]) -> None:
-        """Add events in one transaction (see `Store.append`)."""
-        rows = [(event.model, encode_event(event)) for event in events]
-        if not rows:
+    def apply_batch(
+        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
+    ) -> None:
+        """Append events and add usage in one transaction, once per identity.
+
+        Each origin's highest applied ``seq`` is kept in ``tokencal_origins``
+        (so an event deleted by compaction is not appended again), and
+        ``uid`` is UNIQUE with ``INSERT OR IGNORE`` besides.
+        """
+        for delta in usage:
+            check_model(delta.model)
+            check_totals(delta.totals)
+        lines = [(e, encode_event(e)) for e in events]
+        for event in events:
+            check_model(event.model)
+        if not lines and not usage:
             return
 
         def write(conn: sqlite3.Connection) -> None:
+            def applied(origin: str) -> int:
+                row = conn.execute(
+                    "SELECT seq FROM tokencal_origins WHERE origin = ?", (origin,)
+                ).fetchone()
+                return int(row[0]) if row else 0
+
+            keep, marks = fresh_items([*events, *usage], applied)
             conn.executemany(
-                "INSERT INTO tokencal_events (model, line) VALUES (?, ?)", rows
+                "INSERT OR IGNORE INTO tokencal_events (model, line, uid)"
+                " VALUES (?, ?, ?)",
+                [
+                    (e.model, line, f"{e.origin}:{e.seq}" if e.seq else None)
+                    for (e, line), fresh in zip(lines, keep, strict=False)
+                    if fresh
+                ],
+            )
+            for delta, fresh in zip(usage, keep[len(lines) :], strict=True):
+                if fresh:
+                    conn.execute(_ADD_USAGE, (delta.model, *delta.totals))
+            conn.executemany(
+                "INSERT INTO tokencal_origins (origin, seq) VALUES (?, ?)"
+                " ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)",
+                list(marks.items()),
             )
 
         self._write("append events to", write)
@@ -151,8 +194,11 @@ class SQLiteStore(StoreBase):
         start = _parse_cursor(after, self.url)
         rows = self._run(
             "read",
+            # CAST to BLOB: sqlite3 decodes TEXT for the whole result and one
+            # non-UTF-8 row would fail every read; bytes are decoded per row.
             lambda conn: conn.execute(
-                "SELECT id, line FROM tokencal_events WHERE id > ? ORDER BY id",
+                "SELECT id, CAST(line AS BLOB) FROM tokencal_events"
+                " WHERE id > ? ORDER BY id",
                 (start,),
             ).fetchall(),
         )
@@ -164,6 +210,7 @@ class SQLiteStore(StoreBase):
 
     def add_usage(self, model: str, totals: Sequence[int]) -> None:
         """Add usage sums with one upsert (see `Store.add_usage`)."""
+        model = check_model(model)
         values = check_totals(totals)
         self._write(
             "add usage to", lambda conn: conn.execute(_ADD_USAGE, (model, *values))
@@ -222,10 +269,21 @@ class SQLiteStore(StoreBase):
             try:
                 return op(conn)
             except sqlite3.Error as err:
-                if conn.in_transaction:
-                    conn.rollback()
+                rollback(conn)
                 msg = f"cannot {what} the store {self.path}: {err}"
                 raise StoreError(msg) from err
+            except (UnicodeEncodeError, OverflowError) as err:
+                rollback(conn)
+                msg = (
+                    f"cannot {what} the store {self.path}: "
+                    f"a value cannot be stored ({err})"
+                )
+                raise ConfigError(msg) from err
+            except BaseException:
+                # Whatever failed (a value sqlite3 cannot bind, say), the
+                # write lock must not outlive the call.
+                rollback(conn)
+                raise
 
     def _write(self, what: str, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``op`` in its own write transaction (all or nothing)."""
@@ -256,7 +314,7 @@ def _parse_cursor(after: str, url: str) -> int:
 def _open(path: Path, timeout: float) -> sqlite3.Connection:
     """Connect, moving a corrupt or foreign file aside, then migrate."""
     for _ in range(_ATTEMPTS):
-        identity = _create(path)
+        identity = create(path)
         conn = _connect(path, timeout)
         problem = _check(conn, path)
         if problem is None:
@@ -264,8 +322,8 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
         conn.close()
         # Another process may have repaired the file since we checked it:
         # move aside only the very file we checked, then look again.
-        if _identity(path) == identity:
-            _move_aside(path, problem)
+        if identity_of(path) == identity:
+            move_aside(path, problem)
     else:
         msg = f"cannot open the store {path}: it {problem}, again after a repair."
         raise StoreError(msg)
@@ -276,7 +334,7 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
         if str(mode).lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        _migrate(conn, path)
+        migrate(conn, path)
     except sqlite3.Error as err:
         conn.close()
         msg = f"cannot open the store {path}: {err}"
@@ -287,36 +345,43 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
     return conn
 
 
-def _create(path: Path) -> tuple[int, int]:
-    """Create the folders and an empty 0600 file, failing loudly with the reason.
-
-    Returns:
-        The file's identity (device, inode).
-    """
+def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Connect with ``mode=ro``: nothing is created, repaired or migrated."""
+    uri = f"{path.as_uri()}?mode=ro"
     try:
-        # A file where the folder should be: os.open below names the reason
-        # (ENOTDIR) better than mkdir's "File exists".
-        with contextlib.suppress(FileExistsError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite gives the -wal and -shm files the database file's mode, so
-        # creating it 0600 ourselves keeps all three private.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            stat = os.fstat(fd)
-        finally:
-            os.close(fd)
-    except OSError as err:
-        msg = f"cannot open the store {path}: {err.strerror or err}"
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL file in a folder we may not write has no -shm to map:
+            # read it as an immutable snapshot instead.
+            conn = sqlite3.connect(
+                f"{uri}&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        problem = _check(conn, path)
+        if problem is not None:
+            msg = f"cannot open the store {path} read-only: it {problem}."
+            raise StoreError(msg)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        check_version(version, max(MIGRATIONS), path)
+        if not version:
+            msg = (
+                f"cannot open the store {path} read-only: it holds no calibration yet."
+            )
+            raise StoreError(msg)
+    except sqlite3.Error as err:
+        msg = f"cannot open the store {path} read-only: {err}"
         raise StoreError(msg) from err
-    return stat.st_dev, stat.st_ino
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
+    return conn
 
 
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
@@ -352,64 +417,19 @@ def _check(conn: sqlite3.Connection, path: Path) -> str | None:
             raise StoreError(msg) from err
         return f"is not a readable SQLite database ({err})"
     foreign = sorted(t for t in tables if not t.startswith(_PREFIX))
+    problem = None
     if foreign:
-        return f"holds tables that are not langchain-tokencal's ({', '.join(foreign)})"
-    if version and "tokencal_events" not in tables:
-        return f"has schema version {version} but no langchain-tokencal tables"
-    return None
-
-
-def _move_aside(path: Path, problem: str) -> None:
-    """Rename the file (and its side files) to ``<name>.corrupt-<UTC time>``."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    try:
-        path.replace(target)
-        for suffix in _SIDE_FILES:
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                side.replace(target.with_name(target.name + suffix))
-    except OSError as err:
-        reason = err.strerror or err
-        msg = f"the store {path} {problem}, and moving it aside failed: {reason}"
-        raise StoreError(msg) from err
-    logger.warning(
-        "the store %s %s; moved it to %s and started a fresh one", path, problem, target
-    )
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the missing `MIGRATIONS` in one write transaction."""
-    latest = max(MIGRATIONS)
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version == latest:
-        return
-    _check_version(version, latest, path)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have migrated while we waited for the lock.
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        _check_version(version, latest, path)
-        for step in range(version + 1, latest + 1):
-            MIGRATIONS[step](conn)
-            logger.debug("migrated %s to schema version %d", path, step)
-        conn.execute(f"PRAGMA user_version = {int(latest)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-
-
-def _check_version(version: int, latest: int, path: Path) -> None:
-    if version > latest:
+        problem = (
+            f"holds tables that are not langchain-tokencal's ({', '.join(foreign)})"
+        )
+    elif version and "tokencal_events" not in tables:
+        problem = f"has schema version {version} but no langchain-tokencal tables"
+    if problem is not None:
+        # A valid database of another program: its data is not ours to move.
+        conn.close()
         msg = (
-            f"the store {path} has schema version {version}, newer than this "
-            f"langchain-tokencal understands ({latest}); upgrade langchain-tokencal "
-            "or use another store file."
+            f"the store {path} is a SQLite database that {problem}; it is left "
+            "untouched. Point store= at a file of its own."
         )
         raise StoreError(msg)
+    return None

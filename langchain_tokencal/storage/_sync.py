@@ -3,9 +3,17 @@
 Counters record what they learn as `LearnEvent` records. A `StoreSync` keeps
 them in a bounded in-memory journal (what `save` writes), queues them for the
 store, and replays what other processes appended. A background thread does
-the store's I/O, so no model call ever waits on it: while the store is slow or
-down, events wait in a bounded queue (the oldest dropped past its bound),
-one warning is logged, and the thread retries with exponential backoff.
+the store's I/O, so no model call ever waits on it.
+
+Exactly once: each event published here gets an identity (this handler's
+``origin`` and a sequence number), and so does each usage increment when it
+is sealed for a push. The queue holds each unsent item once: a push sends
+the oldest items in one `apply_batch` and removes them only when it
+succeeded, so a failed push leaves the queue as it was (no copy re-queued),
+and the store skips what a retried push had already applied. While the store
+is slow or down the queue is bounded: past `_QUEUE_LIMIT` items the oldest
+are dropped and counted (`StoreSync.dropped`, one warning per outage), and
+the thread retries with exponential backoff.
 """
 
 from __future__ import annotations
@@ -15,11 +23,17 @@ import importlib.util
 import logging
 import threading
 import weakref
-from collections import deque
 from typing import TYPE_CHECKING
 
-from langchain_tokencal.storage._base import USAGE_FIELDS, Store, StoreError
+from langchain_tokencal.events import EventError, check_event
+from langchain_tokencal.storage._base import (
+    Store,
+    StoreError,
+    UsageDelta,
+    apply_batch,
+)
 from langchain_tokencal.storage._memory import MemoryStore
+from langchain_tokencal.storage._outbox import Outbox
 from langchain_tokencal.storage._redact import redact_url
 from langchain_tokencal.storage._urls import open_store
 
@@ -32,8 +46,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["StoreSync", "open_or_defer"]
 
-# Events queued for the store while it is unreachable; past this the oldest go.
+# Items (events and usage increments) queued for the store while it is
+# unreachable; past this the oldest go, counted.
 _QUEUE_LIMIT = 100_000
+# Items per store transaction: bounded transactions and replies.
+_BATCH = 2_000
 # Events kept per model in the journal behind `save`.
 _JOURNAL_PER_MODEL = 20_000
 # Backoff between failed attempts, in seconds.
@@ -56,6 +73,11 @@ class _DeferredStore:
 
     def append(self, events: Sequence[LearnEvent]) -> None:
         self._open().append(events)
+
+    def apply_batch(
+        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
+    ) -> None:
+        apply_batch(self._open(), events, usage)
 
     def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
         return self._open().read(after)
@@ -124,12 +146,11 @@ class StoreSync:
         self.origin = origin
         self.journal = MemoryStore(max_events=_JOURNAL_PER_MODEL)
         self.last_error: str | None = None
+        self.outbox = Outbox(origin, limit=_QUEUE_LIMIT, batch=_BATCH)
         self._apply = apply
         self._interval = interval
-        self._lock = threading.Lock()
         self._io_lock = threading.Lock()
-        self._queue: deque[LearnEvent] = deque()
-        self._usage: dict[str, list[int]] = {}
+        self._close_lock = threading.Lock()
         self._cursor = ""
         self._failing = False
         self._backoff = _BACKOFF_START
@@ -137,13 +158,25 @@ class StoreSync:
         self._stop = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        # Called before each push: the owner settles what it queued (held
-        # weakly, so the sync keeps no owner alive).
+        self._finalizer: weakref.finalize[[Store, Outbox], StoreSync] | None = None
+        # Called before each push (the owner settles what it queued) and
+        # before the last one (it learns everything); held weakly, so the
+        # sync keeps no owner alive.
         self._before_push: weakref.WeakMethod[Callable[[], None]] | None = None
+        self._before_close: weakref.WeakMethod[Callable[[], None]] | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Items dropped because the queue was full while the store was down."""
+        return self.outbox.dropped
 
     def before_push(self, method: Callable[[], None]) -> None:
         """Call the bound ``method`` before each push (held weakly)."""
         self._before_push = weakref.WeakMethod(method)
+
+    def before_close(self, method: Callable[[], None]) -> None:
+        """Call the bound ``method`` before the last push at close (held weakly)."""
+        self._before_close = weakref.WeakMethod(method)
 
     def start(self) -> None:
         """Load what the store holds, then start the background thread.
@@ -159,9 +192,18 @@ class StoreSync:
         )
         self._thread.start()
         _LIVE.add(self)
-        # A handler dropped without close() still closes its store's
-        # connection (the finalizer holds the store, not the sync).
-        weakref.finalize(self, _close_store, self.store)
+        # A handler dropped without close() still pushes what it queued and
+        # closes its store (the finalizer holds those, not the sync). Not at
+        # exit: `_flush_at_exit` does that first, for every live handler.
+        self._finalizer = weakref.finalize(
+            self, _push_and_close, self.store, self.outbox
+        )
+        self._finalizer.atexit = False
+        # Registered again after every start, so it runs before any exit
+        # hook registered earlier (atexit runs the newest first), such as one
+        # that closes the user's store.
+        atexit.unregister(_flush_at_exit)
+        atexit.register(_flush_at_exit)
 
     # -- from the handler ---------------------------------------------------
 
@@ -169,27 +211,21 @@ class StoreSync:
         """Journal events learned here and queue them for the store. No I/O."""
         if not events:
             return
-        self.journal.append(events)
         if self.store is None:
+            self.journal.append(self.outbox.stamp(events))
             return
-        with self._lock:
-            self._queue.extend(events)
-            overflow = len(self._queue) - _QUEUE_LIMIT
-            for _ in range(max(overflow, 0)):
-                self._queue.popleft()
+        self.journal.append(self.outbox.queue(events))
         self._wake.set()
 
     def bill(self, model: str, totals: Sequence[int]) -> None:
         """Queue a usage increment for the store. No I/O."""
-        if self.store is None:
-            return
-        with self._lock:
-            sums = self._usage.setdefault(model, [0] * len(USAGE_FIELDS))
-            for i, value in enumerate(totals):
-                sums[i] += value
+        if self.store is not None:
+            self.outbox.bill(model, totals)
 
     def sync(self) -> bool:
         """Push queued events and usage, then pull and replay others' events.
+
+        Never raises: a failure is logged, kept in `last_error`, and retried.
 
         Returns:
             True when the store was reached (or there is none).
@@ -197,23 +233,13 @@ class StoreSync:
         store = self.store
         if store is None or self._closed:
             return store is None
-        settle = self._before_push() if self._before_push is not None else None
-        if settle is not None:
-            settle()
+        _call(self._before_push)
         with self._io_lock:
             try:
-                self._push(store)
+                self.outbox.push(store)
                 self._pull(store)
-            except StoreError as err:
-                self.last_error = str(err)
-                if not self._failing:
-                    logger.warning(
-                        "tokencal: store %s unreachable (%s); counting goes on in "
-                        "memory and the store is retried",
-                        redact_url(store.url),
-                        err,
-                    )
-                self._failing = True
+            except Exception as err:  # noqa: BLE001 - a sync never raises into its caller
+                self._failed(store, err)
                 return False
         if self._failing:
             logger.info("tokencal: store %s reachable again", redact_url(store.url))
@@ -222,61 +248,63 @@ class StoreSync:
         self._backoff = _BACKOFF_START
         return True
 
+    def _failed(self, store: Store, err: Exception) -> None:
+        self.last_error = str(err)
+        if not isinstance(err, StoreError):
+            logger.error("tokencal: store sync failed", exc_info=err)
+        elif not self._failing:
+            logger.warning(
+                "tokencal: store %s unreachable (%s); counting goes on in "
+                "memory and the store is retried",
+                redact_url(store.url),
+                err,
+            )
+        self._failing = True
+
     def ingest(self, events: Iterable[LearnEvent], *, publish: bool) -> None:
         """Replay events from elsewhere (a file), journal them, maybe publish."""
         batch = list(events)
         self._apply(batch)
         if publish:
-            self.publish(batch)
+            # What replay refused (out of range) is not spread to the store.
+            self.publish([e for e in batch if _in_range(e)])
         else:
             self.journal.append(batch)
 
     def close(self, *, flush: bool = True) -> None:
         """Stop the background thread, pushing what is queued first. Idempotent."""
-        if self._closed:
-            return
-        if flush:
-            self.sync()
-        self._closed = True
+        with self._close_lock:
+            if self._closed:
+                return
+            if flush:
+                _call(self._before_close)
+                self.sync()
+            self._closed = True
         _LIVE.discard(self)
         self._stop.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if self.store is not None:
-            try:
-                self.store.close()
-            except StoreError:
-                logger.debug("tokencal: closing the store failed", exc_info=True)
+            _close_store(self.store)
 
     # -- I/O ----------------------------------------------------------------
-
-    def _push(self, store: Store) -> None:
-        with self._lock:
-            batch = list(self._queue)
-            usage, self._usage = self._usage, {}
-        try:
-            if batch:
-                store.append(batch)
-            for model, totals in usage.items():
-                store.add_usage(model, totals)
-        except StoreError:
-            with self._lock:
-                # Put back what was not written, in front of anything newer.
-                self._queue.extendleft(reversed(batch))
-                for model, totals in usage.items():
-                    sums = self._usage.setdefault(model, [0] * len(USAGE_FIELDS))
-                    for i, value in enumerate(totals):
-                        sums[i] += value
-            raise
-        with self._lock:
-            for _ in range(min(len(batch), len(self._queue))):
-                self._queue.popleft()
 
     def _pull(self, store: Store) -> None:
         events, cursor = store.read(self._cursor)
         self._cursor = cursor
-        foreign = [e for e in events if e.origin != self.origin]
+        echo = self.outbox.echo
+        foreign = []
+        for event in events:
+            if event.origin == self.origin:
+                continue
+            key = event.identity or event
+            if echo and key in echo:
+                echo.discard(key)  # published from a file here: applied already
+                continue
+            foreign.append(event)
         if foreign:
             self._apply(foreign)
             self.journal.append(foreign)
@@ -288,6 +316,20 @@ class StoreSync:
         wait = self._backoff
         self._backoff = min(self._backoff * 2.0, _BACKOFF_MAX)
         return wait
+
+
+def _in_range(event: LearnEvent) -> bool:
+    try:
+        check_event(event)
+    except EventError:
+        return False
+    return True
+
+
+def _call(hook: weakref.WeakMethod[Callable[[], None]] | None) -> None:
+    method = hook() if hook is not None else None
+    if method is not None:
+        method()
 
 
 def _run(ref: weakref.ref[StoreSync]) -> None:
@@ -314,11 +356,20 @@ def _run(ref: weakref.ref[StoreSync]) -> None:
 _LIVE: weakref.WeakSet[StoreSync] = weakref.WeakSet()
 
 
-@atexit.register
 def _flush_at_exit() -> None:
-    """Push what live handlers have queued before the interpreter exits."""
+    """Learn, push and close for every live handler before the interpreter exits."""
     for sync in list(_LIVE):
         _close_quietly(sync)
+
+
+def _close_quietly(sync: StoreSync) -> None:
+    try:
+        sync.close(flush=True)
+    except Exception:  # exiting: log and go on
+        logger.debug("tokencal: flush at exit failed", exc_info=True)
+
+
+atexit.register(_flush_at_exit)
 
 
 def _close_store(store: Store) -> None:
@@ -328,8 +379,11 @@ def _close_store(store: Store) -> None:
         logger.debug("tokencal: closing the store failed", exc_info=True)
 
 
-def _close_quietly(sync: StoreSync) -> None:
+def _push_and_close(store: Store, outbox: Outbox) -> None:
+    """Finalizer of a sync dropped without close(): push what waits, then close."""
     try:
-        sync.close(flush=True)
-    except Exception:  # exiting: log and go on
-        logger.debug("tokencal: flush at exit failed", exc_info=True)
+        if len(outbox):
+            outbox.push(store)
+    except Exception:
+        logger.debug("tokencal: final push failed", exc_info=True)
+    _close_store(store)

@@ -17,7 +17,7 @@ from langchain_tokencal.storage._base import Store, StoreError
 from langchain_tokencal.storage._memory import MemoryStore
 from langchain_tokencal.storage._redact import redact_url
 from langchain_tokencal.storage._redis import RedisStore
-from langchain_tokencal.storage._sqlite import SQLiteStore
+from langchain_tokencal.storage._sqlite import SQLiteStore, check_timeout
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,8 +69,8 @@ def open_store(target: str | Store | None) -> Store:
         if scheme == "memory" and rest == "":
             return MemoryStore()
         if scheme == "sqlite":
-            path, timeout = _sqlite_target(target, rest)
-            return SQLiteStore(path, timeout=timeout)
+            path, timeout, read_only = _sqlite_target(target, rest)
+            return SQLiteStore(path, timeout=timeout, read_only=read_only)
         if scheme in {"redis", "rediss", "unix"}:
             return RedisStore(target)
         shown = redact_url(target)
@@ -85,8 +85,8 @@ def open_store(target: str | Store | None) -> Store:
     raise ConfigError(msg)
 
 
-def _sqlite_target(url: str, rest: str) -> tuple[str, float]:
-    """Path and timeout of ``sqlite:///path[?timeout=seconds]``."""
+def _sqlite_target(url: str, rest: str) -> tuple[str, float, bool]:
+    """Path, timeout and mode of ``sqlite:///path[?timeout=seconds][&mode=ro]``."""
     path, _, query = rest.partition("?")
     shown = redact_url(url)
     if not path.startswith("/") or len(path) < 2:  # noqa: PLR2004 - "/" plus a name
@@ -100,19 +100,23 @@ def _sqlite_target(url: str, rest: str) -> tuple[str, float]:
         msg = "Use 'memory://' for a store in memory, not 'sqlite:///:memory:'."
         raise ConfigError(msg)
     timeout = 5.0
+    read_only = False
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")
         try:
+            if key == "mode" and value in {"ro", "rw"}:
+                read_only = value == "ro"
+                continue
             if key != "timeout":
                 raise ValueError(key)  # noqa: TRY301 - one message for any bad option
-            timeout = float(value)
+            timeout = check_timeout(float(value))
         except ValueError:
             msg = (
-                f"Unknown option {key!r} in {shown!r}; "
-                "a SQLite URL accepts only timeout=<seconds>."
+                f"Unknown option {key!r} in {shown!r}; a SQLite URL accepts "
+                "timeout=<seconds from 0 to 86400> and mode=ro."
             )
             raise ConfigError(msg) from None
-    return path, timeout
+    return path, timeout, read_only
 
 
 def default_store_url() -> str:

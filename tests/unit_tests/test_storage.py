@@ -446,14 +446,15 @@ class SharedStoreContract(StoreContract):
         corrupt: Callable[[Store], None],
         caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """Undecodable entries are skipped with one warning each; the cursor passes them."""
+        """Undecodable entries are skipped, counted in one warning; the cursor passes them."""
         store.append([ev(1)])
         corrupt(store)
         store.append([ev(2)])
         with caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER):
             events, cursor = store.read()
         assert events == [ev(1), ev(2)]
-        assert len(storage_warnings(caplog)) == 2
+        (warning,) = storage_warnings(caplog)
+        assert "skipped 2 corrupt event(s)" in warning
         assert store.read(after=cursor) == ([], cursor)
 
 
@@ -600,7 +601,14 @@ class TestOpenStore:
             pytest.param("sqlite://host/x.db", "sqlite:///relative", id="sqlite-host"),
             pytest.param("sqlite:///", "sqlite:///relative", id="sqlite-no-path"),
             pytest.param("sqlite:///:memory:", "memory://", id="sqlite-memory"),
-            pytest.param("sqlite:///x.db?mode=ro", "timeout=", id="sqlite-option"),
+            pytest.param("sqlite:///x.db?cache=shared", "timeout=", id="sqlite-option"),
+            pytest.param("sqlite:///x.db?mode=rwc", "mode=ro", id="sqlite-mode"),
+            pytest.param("sqlite:///x.db?timeout=nan", "timeout=", id="timeout-nan"),
+            pytest.param("sqlite:///x.db?timeout=inf", "timeout=", id="timeout-inf"),
+            pytest.param("sqlite:///x.db?timeout=1e308", "timeout=", id="timeout-huge"),
+            pytest.param(
+                "sqlite:///x.db?timeout=-1", "timeout=", id="timeout-negative"
+            ),
             pytest.param(
                 "sqlite:///x.db?timeout=soon", "timeout=", id="sqlite-timeout"
             ),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage import SQLiteStore, Store, StoreError, open_store
 from langchain_tokencal.storage import _sqlite as _sqlite_store
@@ -156,6 +157,8 @@ class TestSQLiteFile:
             assert tables == {
                 "tokencal_events",
                 "tokencal_events_by_model",
+                "tokencal_events_by_uid",
+                "tokencal_origins",
                 "tokencal_usage",
                 "sqlite_sequence",
             }
@@ -164,7 +167,7 @@ class TestSQLiteFile:
 
 
 class TestSQLiteRepair:
-    """Corrupt and foreign files are moved aside; newer ones are refused."""
+    """Corrupt files are moved aside; foreign and newer ones are refused."""
 
     def test_garbage_file(self, path: Path, caplog: pytest.LogCaptureFixture) -> None:
         """A file that is not a database is moved aside with one warning."""
@@ -181,25 +184,36 @@ class TestSQLiteRepair:
         assert str(path) in warning
         assert str(aside) in warning
 
-    def test_foreign_schema(self, path: Path, caplog: pytest.LogCaptureFixture) -> None:
-        """A database with someone else's tables is moved aside intact."""
+    def test_foreign_schema(self, path: Path) -> None:
+        """A database with someone else's tables is refused and left as it was."""
         with closing(raw(path)) as conn:
             conn.execute("CREATE TABLE users (name TEXT)")
             conn.execute("INSERT INTO users VALUES ('ada')")
-        with caplog.at_level(logging.WARNING, logger=STORAGE_LOGGER):
-            SQLiteStore(path).close()
-        (aside,) = moved_aside(path)
-        with closing(raw(aside)) as conn:
+        before = path.read_bytes()
+        with pytest.raises(StoreError, match=r"not langchain-tokencal's \(users\)"):
+            SQLiteStore(path)
+        assert moved_aside(path) == []
+        assert path.read_bytes() == before
+        with closing(raw(path)) as conn:
             assert conn.execute("SELECT name FROM users").fetchall() == [("ada",)]
-        (warning,) = storage_warnings(caplog)
-        assert "users" in warning
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert tables == {"users"}
+
+    def test_foreign_schema_through_a_handler(self, path: Path) -> None:
+        """A handler given another program's database raises, and renames nothing."""
+        with closing(raw(path)) as conn:
+            conn.execute("CREATE TABLE users (name TEXT)")
+        with pytest.raises(StoreError, match="left untouched"):
+            TokenCalibrationHandler(store=f"sqlite:///{path}")
+        assert moved_aside(path) == []
 
     def test_versioned_but_empty(self, path: Path) -> None:
-        """A database with a schema version but none of our tables is moved aside."""
+        """A database with a schema version but none of our tables is refused."""
         with closing(raw(path)) as conn:
             conn.execute("PRAGMA user_version = 1")
-        SQLiteStore(path).close()
-        assert len(moved_aside(path)) == 1
+        with pytest.raises(StoreError, match="no langchain-tokencal tables"):
+            SQLiteStore(path)
+        assert moved_aside(path) == []
 
     def test_two_repairs_keep_both(self, path: Path) -> None:
         """A second corrupt file in the same second gets its own name."""
