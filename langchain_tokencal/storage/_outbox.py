@@ -43,15 +43,19 @@ def storable(event: LearnEvent) -> bool:
     """
     texts = [event.model, event.origin]
     texts += [v for v in event.values if isinstance(v, str)]
-    for text in texts:
-        if not isinstance(text, str) or len(text) > _MAX_TEXT:
+    return bool(event.model) and all(_storable_text(text) for text in texts)
+
+
+def _storable_text(text: object) -> bool:
+    """A string of at most the stored length that encodes to UTF-8."""
+    if not isinstance(text, str) or len(text) > _MAX_TEXT:
+        return False
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
             return False
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-    return bool(event.model)
+    return True
 
 
 class Outbox:
@@ -133,8 +137,8 @@ class Outbox:
 
     def bill(self, model: str, totals: Sequence[int]) -> None:
         """Add a usage increment, sealed into the queue at the next push."""
-        if not isinstance(model, str) or not model or len(model) > _MAX_TEXT:
-            return
+        if not _storable_text(model) or not model:
+            return  # its events were not queued either (see `queue`)
         with self._lock:
             sums = self._usage.setdefault(model, [0] * len(USAGE_FIELDS))
             for i, value in enumerate(totals):
