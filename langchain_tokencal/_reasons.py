@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 __all__ = [
+    "BACKLOG",
     "CACHE_HIT",
     "IMPLAUSIBLE_RATIO",
     "INFLATED_STREAM",
@@ -46,6 +47,7 @@ Reason = Literal[
     "truncated context",
     "stream without input tokens",
     "odd streamed usage",
+    "learning backlog full",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -77,6 +79,10 @@ usage delta)."""
 ODD_CHUNK: Final[Reason] = "odd streamed usage"
 """A streamed chunk's usage was not a mapping of non-negative integer counts;
 the chunk was ignored and the run billed from the rest."""
+
+BACKLOG: Final[Reason] = "learning backlog full"
+"""Reports arrived faster than anything learned them; the oldest waiting
+were dropped (billed, not learned from)."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""

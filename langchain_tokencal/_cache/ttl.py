@@ -217,6 +217,19 @@ class TTLCache(Generic[K, V]):
         with self._lock:
             self._data.pop(key, None)
 
+    def live_items(self) -> list[tuple[K, V]]:
+        """The live entries, least recently used first (no stats touched).
+
+        Putting them in this order into an empty cache rebuilds the LRU order.
+        """
+        ttl = self._ttl
+        with self._lock:
+            items = list(self._data.items())
+        if ttl is None:
+            return items
+        now = self._clock()
+        return [(k, e[0]) for k, e in items if now - e[1] < ttl]
+
     def stats(self) -> CacheStats:
         """Return a snapshot of the size and counters (see `CacheStats`)."""
         ttl = self._ttl

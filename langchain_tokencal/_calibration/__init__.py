@@ -1,7 +1,9 @@
 """Learning from reports: the ledger of exact facts, the regression, the counter."""
 
-from langchain_tokencal._calibration.counter import CalibratedCounter, create_counter
+from langchain_tokencal._calibration.counter import CalibratedCounter
+from langchain_tokencal._calibration.create import create_counter
 from langchain_tokencal._calibration.estimate import Source, TokenEstimate
+from langchain_tokencal._calibration.inbox import INBOX_CAPACITY, Inbox
 from langchain_tokencal._calibration.learning import Observation, ReplyParts
 from langchain_tokencal._calibration.stats import (
     ModelStats,
@@ -11,7 +13,9 @@ from langchain_tokencal._calibration.stats import (
 )
 
 __all__ = [
+    "INBOX_CAPACITY",
     "CalibratedCounter",
+    "Inbox",
     "ModelStats",
     "Observation",
     "ReplyParts",

@@ -18,60 +18,39 @@ updates, the regression solve) runs on the next count, `flush()` or
 # NB: no ``from __future__ import annotations`` here: ``trim_messages`` reads
 # the evaluated annotation of a counter's first parameter.
 
-import itertools
 import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from langchain_core.messages import BaseMessage
 
-from langchain_tokencal._calibration.estimate import (
-    Source,
-    TokenEstimate,
-    counter_kind,
-)
+from langchain_tokencal._calibration.estimate import Source, TokenEstimate, counter_kind
+from langchain_tokencal._calibration.inbox import Inbox
 from langchain_tokencal._calibration.learning import Learner, Observation
 from langchain_tokencal._calibration.regression import COEFFICIENT_NAMES
+from langchain_tokencal._calibration.snapshot import export_state, restore_state
 from langchain_tokencal._calibration.state import CounterState
 from langchain_tokencal._calibration.stats import ModelStats
 from langchain_tokencal._counting import LocalCounter, as_messages, local_counter
 from langchain_tokencal._features import FeatureBatch, ToolFeatures
-from langchain_tokencal._providers import (
-    canonical,
-    canonical_label,
-    guess_provider,
-    unknown_provider_message,
-)
-from langchain_tokencal._reasons import INTERNAL_ERROR
+from langchain_tokencal._providers import canonical_label, guess_provider
+from langchain_tokencal._reasons import BACKLOG, INTERNAL_ERROR
 from langchain_tokencal._usage import TokenUsage
 from langchain_tokencal.config import CounterConfig
-from langchain_tokencal.errors import UnknownProviderError
 from langchain_tokencal.events import LearnEvent, Reject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CalibratedCounter", "create_counter"]
+__all__ = ["CalibratedCounter"]
 
 
-def _same_prompt(a: Observation, b: Observation) -> bool:
-    """True if two reports hold the very same message and tool objects."""
-    return a.tools is b.tools and all(
-        x is y for x, y in zip(a.messages, b.messages, strict=False)
-    )
-
-
-def _size_key(obs: Observation) -> tuple[int, int, int]:
-    """Sort key of a queued report by size (see `CalibratedCounter._canonical`)."""
-    usage = obs.usage
-    return len(obs.messages), -usage.input_tokens, -usage.output_tokens
-
-
-# Observations queued before a callback drains the queue itself.
+# A queue this long is learned in chunks by those who report, not by counts.
 _DRAIN_AT: Final = 64
+# Reports learned at a time from a long queue, by whoever reports or counts.
+_CHUNK: Final = 16
 
 
 class CalibratedCounter:
@@ -136,7 +115,7 @@ class CalibratedCounter:
         )
         self._learner = Learner(self._state, self.local, self._record, self._reject)
         self._lock = threading.RLock()
-        self._inbox: deque[Observation] = deque()
+        self._inbox = Inbox()
         # Events learned here and not yet handed to the listener.
         self._outbox: list[LearnEvent] = []
         self._unpublished_rejects: dict[str, int] = {}
@@ -170,10 +149,34 @@ class CalibratedCounter:
     def count_features(self, feats: FeatureBatch, tools_f: ToolFeatures) -> int:
         """`count` of a prompt whose features are at hand (`prepare`)."""
         if self._inbox:
-            self.flush()
-        with self._lock:
+            self._learn_queued()
+        if not self._lock.acquire(blocking=False):
+            return self._count_unlocked(feats, tools_f)
+        try:
             self._state.expire_costs()
             known, unknown, *_ = self._state.split(feats, tools_f)
+        finally:
+            self._lock.release()
+        return round(known + unknown)
+
+    def _count_unlocked(self, feats: FeatureBatch, tools_f: ToolFeatures) -> int:
+        """A count while a learner holds the lock: from what was last solved.
+
+        A thread that blocks (on a lock) waits its turn for the GIL again,
+        behind every busy thread, and the holder may itself be paused
+        mid-update: under load a wait costs tens of milliseconds, so a count
+        does not wait.
+        It reads the ledger (a lock of its own) and the last solved
+        coefficients, and memoizes nothing.
+        """
+        state = self._state
+        try:
+            known, unknown, *_ = state.split(
+                feats, tools_f, state.calibrator.last_coefficients
+            )
+        except Exception:  # noqa: BLE001 - raced an update: wait for it after all
+            with self._lock:
+                known, unknown, *_ = state.split(feats, tools_f)
         return round(known + unknown)
 
     def message_tokens(self, messages: Sequence[Any]) -> float:
@@ -202,7 +205,7 @@ class CalibratedCounter:
     ) -> TokenEstimate:
         """`estimate` of a prompt whose features are at hand (`prepare`)."""
         if self._inbox:
-            self.flush()
+            self._learn_queued()
         with self._lock:
             self._state.expire_costs()
             return self._estimate(feats, tools_f)
@@ -211,8 +214,6 @@ class CalibratedCounter:
         self, messages: Sequence[Any], tools: Sequence[Any] | None = None
     ) -> tuple[FeatureBatch, ToolFeatures]:
         """The features a count reads, for counting many sub-lists of them."""
-        if self._inbox:
-            self.flush()
         return self.local.prepare(messages, tools)
 
     def _estimate(self, feats: FeatureBatch, tools_f: ToolFeatures) -> TokenEstimate:
@@ -253,60 +254,93 @@ class CalibratedCounter:
 
     # -- learning ---------------------------------------------------------
 
-    def submit(self, observation: Observation) -> None:
-        """Queue a reported call for learning; O(1), safe in a callback."""
-        self._inbox.append(observation)
-        if len(self._inbox) >= _DRAIN_AT and self._lock.acquire(blocking=False):
-            # Nobody is counting: bound the queue here rather than grow it.
+    def submit(self, observation: Observation, *, learn: bool = True) -> None:
+        """Queue a reported call for learning; O(1) amortized, safe in a callback.
+
+        Args:
+            observation: The call's prompt and usage.
+            learn: Whether this caller learns a chunk once the queue is long
+                (a callback does; a count that settles runs learns where it
+                counts instead).
+        """
+        inbox = self._inbox
+        inbox.put(observation)
+        if learn and len(inbox) >= _DRAIN_AT:
+            self._learn_chunk()
+
+    def flush(self) -> None:
+        """Learn from every observation queued when the call began."""
+        with self._lock:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Learn (under the lock) all that is queued now; not what arrives meanwhile.
+
+        With busy threads reporting, a drain that waited for an empty queue
+        could keep its caller forever.
+        """
+        self._learn(self._inbox.take(len(self._inbox), self._content_key))
+
+    def _learn_queued(self) -> None:
+        """A count's share of learning: a fixed amount of work, never a backlog.
+
+        A short queue (one caller's recent calls) is learned whole, so a count
+        reflects them; a long one is left to the threads that report, which
+        learn it in chunks as they report: a count under load pays for no one
+        else's reports (`flush` and `stats` learn everything).
+        """
+        inbox = self._inbox
+        if len(inbox) < _DRAIN_AT and self._lock.acquire(blocking=False):
+            # (A lock holder is learning or counting: the next count learns.)
             try:
                 self._drain()
             finally:
                 self._lock.release()
 
-    def flush(self) -> None:
-        """Learn from every queued observation now."""
-        with self._lock:
-            self._drain()
+    def _learn_chunk(self) -> None:
+        """Learn the oldest `_CHUNK` reports, unless someone else is learning.
 
-    def _drain(self) -> None:
+        They are tokenized before the lock is taken (the local counter is
+        thread-safe and memoizes them), so the lock is held for the state
+        updates alone: a count never waits behind a tokenizer, and a thread
+        the scheduler pauses rarely holds the lock while paused.
+        """
+        inbox = self._inbox
+        batch = inbox.take(_CHUNK, self._content_key)
+        try:
+            for obs in batch:
+                self.local.prepare(obs.messages, obs.tools)
+        except Exception:  # noqa: BLE001, S110 - learning reports it, under the lock
+            pass
+        # One report per hold: a count waits for one report's update at most.
+        for i, obs in enumerate(batch):
+            if not self._lock.acquire(blocking=False):
+                inbox.give_back(batch[i:])  # for the next report or count
+                return
+            try:
+                self._learn([obs])
+            finally:
+                self._lock.release()
+
+    def _learn(self, batch: list[Observation]) -> None:
+        """Learn ``batch`` in order (under the lock), then publish the events."""
         learner = self._learner
         learner.last_exact = None
-        inbox = self._inbox
-        if len(inbox) > 1:
-            # Reports that arrive together (a batch, concurrent calls) are
-            # learned in one canonical order, not in the order their threads
-            # finished: what is learned must not depend on timing.
-            queued = [inbox.popleft() for _ in range(len(inbox))]
-            inbox.extend(self._canonical(queued))
-        while inbox:
-            obs = inbox.popleft()
+        dropped = self._inbox.take_dropped()
+        if dropped:
+            self._state.add_rejects(BACKLOG, dropped)
+            unpublished = self._unpublished_rejects
+            unpublished[BACKLOG] = unpublished.get(BACKLOG, 0) + dropped
+        for obs in batch:
             try:
                 learner.learn_next(obs)
-            except Exception:  # a bad observation must not poison the queue
+            except Exception:  # noqa: PERF203 - a bad report must not poison the rest
                 logger.exception("could not learn from a report for %s", self.model)
                 self._reject(INTERNAL_ERROR)
                 learner.last_exact = None
         # Only consecutive reports are compared: the messages are not kept.
         learner.last_exact = None
         self._publish()
-
-    def _canonical(self, queued: list[Observation]) -> list[Observation]:
-        """Queued reports in the order they are learned.
-
-        Shorter prompts first, so a conversation's turns keep their order;
-        among prompts of as many messages, the larger count first, so a
-        prompt is seen before reports that could be its cached remainder.
-        Reports that tie on those are ordered by content, which costs their
-        digests; a repeated prompt (the same messages) needs none.
-        """
-        queued.sort(key=_size_key)
-        out: list[Observation] = []
-        for _, group in itertools.groupby(queued, key=_size_key):
-            tied = list(group)
-            if not all(_same_prompt(o, tied[0]) for o in tied[1:]):
-                tied.sort(key=self._content_key)
-            out.extend(tied)
-        return out
 
     def _content_key(self, obs: Observation) -> tuple[Any, ...]:
         """Sort key of reports that tie on size: their content."""
@@ -386,6 +420,17 @@ class CalibratedCounter:
             events, self._outbox = self._outbox, []
             self.listener(events)
 
+    def export(self) -> dict[str, Any]:
+        """Everything learned, as JSON-ready numbers (see `export_state`)."""
+        with self._lock:
+            self._drain()
+            return export_state(self._state)
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Start from a snapshot `export` wrote (``ValueError`` if malformed)."""
+        with self._lock:
+            restore_state(self._state, snapshot)
+
     def replay(self, events: Iterable[LearnEvent]) -> int:
         """Apply events learned elsewhere (another process, a saved file).
 
@@ -447,54 +492,3 @@ class CalibratedCounter:
                 errors=errors,
                 plausibility=self._learner.plausibility.stats(),
             )
-
-
-def create_counter(
-    model: str,
-    provider: str | None = None,
-    *,
-    config: CounterConfig | Mapping[str, Any] | None = None,
-    **settings: Any,
-) -> CalibratedCounter:
-    """Create the right counter for a model, ready to learn from its reports.
-
-    OpenAI models count exactly with their own tiktoken encoding; every other
-    model starts from the approximate counter and is calibrated by `observe`
-    (or by a `TokenCalibrationHandler` that feeds it).
-
-    Args:
-        model: The model name (``"gpt-4o"``, ``"claude-sonnet-4-5"``...).
-        provider: ``"openai"``, ``"anthropic"``, ``"google"``...; guessed from
-            the model name when omitted.
-        config: A `CounterConfig` or a mapping of its settings.
-        **settings: Individual settings (``cache_ttl=``, ``cache_size=``,
-            ``min_points=``, ``max_points=``...), applied over ``config``.
-
-    Raises:
-        ConfigError: On an unknown or invalid setting.
-        UnknownProviderError: On a provider that is not known.
-
-    Example:
-        ```python
-        from langchain_core.messages import trim_messages
-
-        from langchain_tokencal import create_counter
-
-        counter = create_counter("gpt-4o", cache_size=10_000)
-        history = [("system", "Be brief."), ("user", "Hi!")]
-        trimmed = trim_messages(history, max_tokens=50, token_counter=counter)
-        ```
-    """
-    if provider is not None:
-        name = canonical(provider) if isinstance(provider, str) else None
-        if name is None:
-            msg = unknown_provider_message(
-                provider, none_means="guess it from the model name"
-            )
-            raise UnknownProviderError(msg)
-    if isinstance(config, Mapping):
-        config = CounterConfig.from_mapping(config)
-    config = config or CounterConfig()
-    if settings:
-        config = config.replace(**settings)
-    return CalibratedCounter(model, provider, config=config)

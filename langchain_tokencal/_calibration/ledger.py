@@ -24,17 +24,21 @@ is firm (weight 0) and is not revised.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_tokencal._cache import CacheStats, TTLCache
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["Ledger", "LedgerStats", "prefix_hashes"]
 
 _MASK = (1 << 64) - 1
+# The maps `Ledger.export` writes, in the order `Ledger.restore` reads them.
+_MAPS = ("prompts", "messages", "bases", "weights", "base_weights")
+_MAX_VALUE = 1e9
 # Odd 64-bit multipliers (golden-ratio and splitmix constants): the rolling hash
 # must be stable across processes, so Python's salted hash() cannot be used.
 _MUL = 0x9E3779B97F4A7C15
@@ -238,6 +242,44 @@ class Ledger:
         old = self.bases.peek(tool_fingerprint)
         return observed if old is None else old + _BASE_ALPHA * (observed - old)
 
+    def export(self) -> dict[str, list[Any]]:
+        """The live entries of every map and filter, oldest first, as numbers."""
+        return {
+            **{name: _flat(getattr(self, name).live_items()) for name in _MAPS},
+            "firsts": list(self._firsts),
+            "ends": list(self._ends),
+        }
+
+    def restore(self, data: Mapping[str, Sequence[Any]]) -> None:
+        """Put what `export` returned into these (empty) maps, in order.
+
+        Raises:
+            ValueError: A map of the wrong shape (also ``TypeError``/``KeyError``).
+        """
+        # Everything is checked before anything is put: all or nothing.
+        maps: list[tuple[TTLCache[int, Any], list[tuple[int, float]]]] = []
+        for name in _MAPS:
+            flat = data[name]
+            if len(flat) % 2:
+                msg = f"the ledger's {name} hold an odd number of values"
+                raise ValueError(msg)
+            value = int if name == "prompts" else float
+            pairs = [
+                (_hash(flat[i]), value(_number(flat[i + 1])))
+                for i in range(0, len(flat), 2)
+            ]
+            maps.append((getattr(self, name), pairs))
+        filters = [
+            (getattr(self, f"_{name}"), [_hash(k) for k in data[name]])
+            for name in ("firsts", "ends")
+        ]
+        for cache, pairs in maps:
+            for key, number in pairs:
+                cache.put(key, number)
+        for filt, keys in filters:
+            for key in keys[-self._filter_size :]:
+                filt[key] = None
+
     def stats(self) -> LedgerStats:
         """Snapshot of the three maps' statistics."""
         return LedgerStats(
@@ -245,3 +287,31 @@ class Ledger:
             messages=self.messages.stats(),
             bases=self.bases.stats(),
         )
+
+
+def _flat(items: Sequence[tuple[int, float]]) -> list[float]:
+    """``[(k, v), ...]`` as ``[k, v, ...]``: half the JSON of pairs."""
+    return [x for pair in items for x in pair]
+
+
+def _hash(value: object) -> int:
+    """A 64-bit hash or digest read back from a snapshot, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"not a hash: {value!r:.40}"
+        raise TypeError(msg)
+    if not -(2**63) <= value < 2**64:
+        msg = f"hash out of range: {value}"
+        raise ValueError(msg)
+    return value
+
+
+def _number(value: object) -> float:
+    """A finite count or weight read back from a snapshot, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"not a number: {value!r:.40}"
+        raise TypeError(msg)
+    # Token counts are at most 1e9 (a base may be negative), weights at most 1.
+    if not (math.isfinite(value) and abs(value) <= _MAX_VALUE):
+        msg = f"count out of range: {value}"
+        raise ValueError(msg)
+    return value

@@ -44,13 +44,13 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_tokencal._calibration.kernels import Kernels, kernels, tri
 from langchain_tokencal.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 __all__ = [
     "COEFFICIENT_NAMES",
     "N_COEFFICIENTS",
@@ -222,6 +222,9 @@ class Calibrator:
         self._low: tuple[float, ...] = ()
         self._yb: tuple[float, ...] = ()
         self._coef: tuple[float, ...] | None = tuple(prior.means)
+        # The coefficients last solved: what a count that cannot wait for the
+        # lock reads (one tuple, swapped whole, so never half updated).
+        self.last_coefficients: tuple[float, ...] = self._coef
         self._dirty = False
         self._scaled: deque[float] = deque(maxlen=_SCALE_WINDOW)
         self._ranked: list[float] = []  # abs(_scaled), sorted, for the median
@@ -247,7 +250,7 @@ class Calibrator:
                 solved = self._kernels.backward(self._low, self._yb)
                 for i, c in zip(self._active, solved, strict=True):
                     full[i] = c
-            coef = self._coef = tuple(full)
+            coef = self._coef = self.last_coefficients = tuple(full)
         return coef
 
     def variance(self, x: Sequence[float]) -> float:
@@ -306,6 +309,53 @@ class Calibrator:
         self.points += 1
         self._dirty = True
         return weight
+
+    def export(self) -> dict[str, Any]:
+        """The observations' sufficient statistics, as JSON-ready numbers.
+
+        `restore` on a calibrator with any prior rebuilds them exactly: the
+        prior is added when the equations are solved, not stored in them.
+        """
+        return {
+            "active": list(self._active),
+            "ata": list(self._ata),
+            "atb": list(self._atb),
+            "scale": self._scale,
+            "scaled": list(self._scaled),
+            "points": self.points,
+            "downweighted": self.downweighted,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace the observations by those `export` returned.
+
+        Raises:
+            ValueError: ``data`` does not hold statistics of this shape
+                (also ``TypeError``/``KeyError`` for malformed values).
+        """
+        active = sorted({int(i) for i in data["active"]})
+        if any(not 0 <= i < N_COEFFICIENTS for i in active):
+            msg = "active features out of range"
+            raise ValueError(msg)
+        ata = [_finite(v) for v in data["ata"]]
+        atb = [_finite(v) for v in data["atb"]]
+        scale = _finite(data["scale"])
+        if len(ata) != tri(len(active), 0) or len(atb) != len(active) or scale <= 0:
+            msg = "normal equations of the wrong size"
+            raise ValueError(msg)
+        scaled = [_finite(v) for v in data["scaled"]][-_SCALE_WINDOW:]
+        points, downweighted = int(data["points"]), int(data["downweighted"])
+        self._active, self._idle = (), tuple(range(N_COEFFICIENTS))
+        self._kernels = None
+        if active:
+            self._activate(active)
+        self._ata, self._atb, self._scale = ata, atb, scale
+        self._scaled = deque(scaled, maxlen=_SCALE_WINDOW)
+        self._ranked = sorted(map(abs, scaled))
+        self.points, self.downweighted = max(points, 0), max(downweighted, 0)
+        self._dirty = True
+        self._coef = None
+        self.last_coefficients = self.coefficients
 
     def _posterior(self, x: Sequence[float]) -> tuple[float, float]:
         """Predicted residual for ``x`` and its posterior variance."""
@@ -384,6 +434,15 @@ class Calibrator:
 def _single(index: int) -> Callable[[Sequence[float]], tuple[float]]:
     """Like ``itemgetter(index)``, but returning a 1-tuple."""
     return lambda x: (x[index],)
+
+
+def _finite(value: object) -> float:
+    """A float that is finite, or ValueError."""
+    number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        msg = f"not a finite number: {value!r}"
+        raise ValueError(msg)
+    return number
 
 
 def _check(x: Sequence[float]) -> None:

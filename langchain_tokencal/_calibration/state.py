@@ -121,7 +121,7 @@ class CounterState:
         # correction of those costs (see learning.Learner.reply_bias).
         self.replies: set[int] = set()
         self.reply_adjust = 0.0
-        self._leftovers: deque[float] = deque(maxlen=_REPLY_WINDOW)
+        self.leftovers: deque[float] = deque(maxlen=_REPLY_WINDOW)
         # Start pessimistic: 10% error until reports say otherwise.
         self.error_ema = 0.1
 
@@ -183,8 +183,8 @@ class CounterState:
 
     def _reply(self, v: tuple[Any, ...]) -> None:
         (leftover,) = v
-        self._leftovers.append(float(leftover))
-        ordered = sorted(self._leftovers)
+        self.leftovers.append(float(leftover))
+        ordered = sorted(self.leftovers)
         self.reply_adjust = ordered[len(ordered) // 2]
 
     def _reject(self, v: tuple[Any, ...]) -> None:
@@ -211,6 +211,11 @@ class CounterState:
                 self.clear_costs()
                 self._costs_at = now
 
+    def restored(self) -> None:
+        """Drop what was derived from the facts a snapshot just replaced."""
+        self._intervals.clear()
+        self.clear_costs()
+
     def clear_costs(self) -> None:
         """Forget every memoized cost (after a replay, say)."""
         self.costs.clear()
@@ -225,10 +230,21 @@ class CounterState:
                 del costs[digest]
         self._estimated.clear()
 
-    def cost(self, f: MessageFeatures) -> tuple[float, bool]:
-        """A message's cost and whether it was learned (memoized per digest)."""
+    def cost(
+        self, f: MessageFeatures, coef: tuple[float, ...] | None = None
+    ) -> tuple[float, bool]:
+        """A message's cost and whether it was learned (memoized per digest).
+
+        With ``coef`` (a count without the lock, see `split`) nothing is
+        memoized: a stale cost must not outlive the update it raced.
+        """
         digest = f.digest
         entry = self.costs.get(digest)
+        if entry is None and coef is not None:
+            learned = self.ledger.message_cost(digest)
+            if learned is not None:
+                return learned, True
+            return message_estimate(coef, f), False
         if entry is None:
             if len(self.costs) >= self.config.cache_size:
                 self.clear_costs()
@@ -241,7 +257,9 @@ class CounterState:
             self.costs[digest] = entry
         return entry
 
-    def base(self, tools_f: ToolFeatures) -> tuple[float, bool]:
+    def base(
+        self, tools_f: ToolFeatures, coef: tuple[float, ...] | None = None
+    ) -> tuple[float, bool]:
         """Fixed cost of a prompt beyond its messages, and whether it is known.
 
         A tool set's learned base holds what its reports showed beyond their
@@ -253,7 +271,9 @@ class CounterState:
         value = self.ledger.base_cost(tools_f.fingerprint) if tools_f.count else None
         if value is not None:
             return value, True
-        return base_estimate(self.calibrator.coefficients, self.framing, tools_f), False
+        if coef is None:
+            coef = self.calibrator.coefficients
+        return base_estimate(coef, self.framing, tools_f), False
 
     # -- spreads ----------------------------------------------------------
 
@@ -360,8 +380,17 @@ class CounterState:
                     totals[i] += v
         return totals, local, provisional
 
-    def split(self, feats: FeatureBatch, tools_f: ToolFeatures) -> Split:
-        """(known tokens, estimated tokens, known messages, exact, anchor)."""
+    def split(
+        self,
+        feats: FeatureBatch,
+        tools_f: ToolFeatures,
+        coef: tuple[float, ...] | None = None,
+    ) -> Split:
+        """(known tokens, estimated tokens, known messages, exact, anchor).
+
+        ``coef``: the coefficients of a count made without the lock (the
+        last solved ones); such a count reads and never writes.
+        """
         digests = feats.digests
         anchor = self.ledger.anchor(tools_f.fingerprint, digests)
         if anchor is not None and anchor[0] == len(digests):
@@ -374,15 +403,17 @@ class CounterState:
         # Memoized costs by digest in one pass; only misses build features.
         rest = digests[start:] if start else digests
         entries = list(map(self.costs.get, rest))
-        for j, entry in enumerate(entries):
-            cost, learned = entry if entry is not None else self.cost(feats[start + j])
+        for j, memo in enumerate(entries):
+            cost, learned = (
+                memo if memo is not None else self.cost(feats[start + j], coef)
+            )
             if learned:
                 known += cost
                 known_msgs += 1
             else:
                 unknown += cost
         if anchor is None:
-            base, base_known = self.base(tools_f)
+            base, base_known = self.base(tools_f, coef)
             if base_known:
                 known += base
             else:

@@ -208,18 +208,25 @@ class Settler:
         ended = self.ended
         ended.append((pending, message))
         if len(ended) >= SETTLE_AT:
-            self.settle_ended(raise_error=raise_error)  # nobody reads: bound it
+            # Nobody reads: bound it, learning as it goes.
+            self.settle_ended(raise_error=raise_error, learn=True)
 
-    def settle_ended(self, *, raise_error: bool) -> None:
-        """Parse, bill and queue for learning every run ended since last time."""
+    def settle_ended(self, *, raise_error: bool, learn: bool = False) -> None:
+        """Parse, bill and queue for learning the runs that ended before this call.
+
+        Not those that keep ending meanwhile: busy threads could otherwise
+        keep the caller settling forever. ``learn``: whether settling may also
+        learn (in a callback); a reader that counts next learns there, within
+        its budget, instead.
+        """
         ended = self.ended
-        while ended:
+        for _ in range(len(ended)):
             try:
                 pending, message = ended.popleft()
             except IndexError:  # another thread took the last one
                 return
             try:
-                self.settle(pending, message, None)
+                self.settle(pending, message, None, learn=learn)
             except Exception as err:  # noqa: BLE001 - one bad report loses nothing else
                 contain(err, raise_error=raise_error, doing="learn from a response")
 
@@ -228,6 +235,8 @@ class Settler:
         pending: Pending | None,
         message: BaseMessage | None,
         response: LLMResult | None,
+        *,
+        learn: bool = True,
     ) -> None:
         """Parse one ended run's usage, bill it, and queue it for learning."""
         usage = parse_usage(message if message is not None else response)
@@ -260,7 +269,9 @@ class Settler:
             if not isinstance(content, str):
                 content = [dict(b) if isinstance(b, dict) else b for b in content]
             reply = ReplyParts(content, tool_calls(message))
-        counter.submit(Observation(pending.messages, pending.tools, usage, reply))
+        counter.submit(
+            Observation(pending.messages, pending.tools, usage, reply), learn=learn
+        )
 
     def observe(
         self,

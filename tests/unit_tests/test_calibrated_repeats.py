@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from langchain_tokencal import CalibratedCounter, TokenUsage, create_counter
-from langchain_tokencal._calibration import Observation, ReplyParts
+from langchain_tokencal._calibration import Inbox, Observation, ReplyParts
 
 if TYPE_CHECKING:
     from langchain_tokencal.events import LearnEvent
@@ -78,7 +78,10 @@ def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
     paths see the same sequence.
     """
     counter = _listened()
-    for obs in counter._canonical(list(observations)):
+    inbox = Inbox()
+    for obs in observations:
+        inbox.put(obs)
+    for obs in inbox.take(len(inbox), counter._content_key):
         counter.submit(obs)
         counter.flush()
     return counter

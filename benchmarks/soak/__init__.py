@@ -1,0 +1,1 @@
+"""Soak benchmark: latency under load, memory across models, stores at scale."""
