@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,18 @@ class CounterConfig:
             (``{"llama3.1:8b": "meta-llama/Llama-3.1-8B-Instruct"}``).
         own_tokenizers: Count models whose tokenizer is on disk (the local
             Hugging Face cache) exactly with it; False counts them as before.
+        max_models: Live counters a handler keeps; past it the least recently
+            used idle ones are parked (their state compressed, ~10x smaller,
+            restored on their next use), so memory stays bounded however
+            many models a handler sees. `stats` lists live models only.
+        hash_key: A secret that keys every message digest and tool-set
+            fingerprint (BLAKE2b), so that reading a store does not confirm a
+            guessed message; default ``TOKENCAL_HASH_KEY``. Processes sharing
+            a store must share the key: digests made with another key (or
+            none) never match, so what they learned is not reused.
+        snapshot_every: Events between snapshots of a SQLite or Redis store
+            (the learned state, which replaces the events before it: start-up
+            and store size stay bounded); 0 never writes one.
 
     Example:
         ```python
@@ -59,10 +72,22 @@ class CounterConfig:
     pending_size: int = 10_000
     tokenizers: dict[str, str] = dataclasses.field(default_factory=dict)
     own_tokenizers: bool = True
+    snapshot_every: int = 20_000
+    max_models: int = 200
+    hash_key: str | None = dataclasses.field(
+        default_factory=lambda: os.environ.get("TOKENCAL_HASH_KEY") or None,
+        repr=False,  # a secret: never in a log line
+    )
 
     def __post_init__(self) -> None:
         """Validate every field, naming the fix."""
-        positive_ints = ("cache_size", "memo_size", "min_points", "max_points")
+        positive_ints = (
+            "cache_size",
+            "memo_size",
+            "min_points",
+            "max_points",
+            "max_models",
+        )
         for name in (*positive_ints, "pending_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -88,6 +113,7 @@ class CounterConfig:
             )
             raise ConfigError(msg)
         object.__setattr__(self, "tokenizers", dict(tokenizers))
+        _check_store_settings(self.snapshot_every, self.hash_key)
         own: Any = self.own_tokenizers
         if not isinstance(own, bool):
             msg = f"own_tokenizers must be true or false, got {self.own_tokenizers!r}."
@@ -122,3 +148,17 @@ class CounterConfig:
     def replace(self, **changes: Any) -> CounterConfig:
         """A copy with some settings changed (validated)."""
         return self.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+def _check_store_settings(every: object, key: object) -> None:
+    """Refuse a snapshot interval that is not a count of events, or a bad key."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        msg = (
+            "snapshot_every must be a number of events (0 for no snapshots), "
+            f"got {every!r}."
+        )
+        raise ConfigError(msg)
+    if key is not None and (not isinstance(key, str) or not key):
+        # The value is a secret: its type only.
+        msg = f"hash_key must be a non-empty string or None, got {type(key).__name__}."
+        raise ConfigError(msg)

@@ -367,7 +367,8 @@ def check_event(event: LearnEvent) -> None:
     On top of `check_values` (the kind and the number of values), every value
     must be in range: token counts in ``[0, 1e9]``, hashes 64-bit integers,
     relative errors and residuals within ``1e6``, strings short; the model
-    name and origin must be short strings that encode to UTF-8.
+    name and origin must be short strings that encode to UTF-8, and the model
+    a key a counter uses (not empty, no surrounding whitespace).
 
     Raises:
         EventError: Naming the first value out of range.
@@ -379,6 +380,14 @@ def check_event(event: LearnEvent) -> None:
                 f"got {name!r:.80}"
             )
             raise EventError(msg)
+    model = event.model
+    if not model or model != model.strip():
+        # Counters file events under model keys, which are stripped names.
+        msg = (
+            "an event's model must be a model key (stripped, not empty), "
+            f"got {model!r:.80}"
+        )
+        raise EventError(msg)
     # Typed callers cannot pass anything else; a replayed or fuzzed one can.
     kind: object = event.kind
     given: object = event.values

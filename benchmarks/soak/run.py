@@ -7,8 +7,10 @@ Three sections, each printed as a table and written to
   16 threads invoke with the handler attached, beside the same run without it;
   also how many reports were learned and how many the bounded queue dropped.
 - ``models``: `benchmarks.soak.models`, resident memory over M x R reports.
-- ``stores``: `benchmarks.soak.stores`, N reports in SQLite and in Redis:
-  write time, size, and a new handler's start-up time and memory.
+- ``stores``: `benchmarks.soak.stores`, N reports in SQLite and in Redis
+  with a live handler writing snapshots, and fewer without (the whole log
+  replayed): write time, events kept, size, a new handler's start-up time
+  and memory.
 
 ``--quick`` shrinks every section for a smoke run (a minute or so).
 """
@@ -55,25 +57,35 @@ def _models(n_models: int, reports: int) -> dict[str, Any]:
     return asdict(r)
 
 
-def _stores(reports: int, seed_reports: int) -> list[dict[str, Any]]:
-    print(f"\nstores: {reports:,} reports (copies of {seed_reports} learned reports)")
+def _stores(
+    reports: int, replay_reports: int, seed_reports: int
+) -> list[dict[str, Any]]:
+    print(
+        f"\nstores: {reports:,} reports with snapshots, {replay_reports:,} without "
+        f"(copies of {seed_reports} learned reports)"
+    )
     seed = stores.seed_events(seed_reports)
     rows = []
     print(
-        f"{'store':<7} {'reports':>9} {'events':>10} {'write s':>8} {'size MB':>8} "
-        f"{'ready s':>8} {'RSS MB':>7} {'(empty)':>7} {'loaded':>9}"
+        f"{'store':<7} {'snapshots':>9} {'reports':>9} {'events':>10} {'kept':>8} "
+        f"{'write s':>8} {'size MB':>8} {'ready s':>8} {'RSS MB':>7} {'(empty)':>7} "
+        f"{'loaded':>9}"
     )
     for fill in (stores.run_sqlite, stores.run_redis):
-        r = fill(seed, seed_reports, reports)
-        if r is None:
-            print("redis   (redis-server not installed: skipped)")
-            continue
-        rows.append(asdict(r))
-        print(
-            f"{r.store:<7} {r.reports:>9,} {r.events:>10,} {r.write_s:>8.1f} "
-            f"{r.size_mb:>8.1f} {r.ready_s:>8.3f} {r.rss_mb:>7.0f} "
-            f"{r.baseline_rss_mb:>7.0f} {r.observations_loaded:>9,}"
-        )
+        for snapshots, n in ((True, reports), (False, replay_reports)):
+            if not n:
+                continue
+            r = fill(seed, seed_reports, n, snapshots=snapshots)
+            if r is None:
+                print("redis   (redis-server not installed: skipped)")
+                break
+            rows.append(asdict(r))
+            print(
+                f"{r.store:<7} {'yes' if r.snapshots else 'no':>9} {r.reports:>9,} "
+                f"{r.events:>10,} {r.events_kept:>8,} {r.write_s:>8.1f} "
+                f"{r.size_mb:>8.1f} {r.ready_s:>8.3f} {r.rss_mb:>7.0f} "
+                f"{r.baseline_rss_mb:>7.0f} {r.observations_loaded:>9,}"
+            )
     return rows
 
 
@@ -89,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=None)
     parser.add_argument("--reports-per-model", type=int, default=None)
     parser.add_argument("--store-reports", type=int, default=None)
+    parser.add_argument(
+        "--replay-reports",
+        type=int,
+        default=None,
+        help="reports in the stores without snapshots (whole-log replay)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -109,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             args.reports_per_model or (50 if quick else 1000),
         )
     if "stores" in sections:
-        out["stores"] = _stores(
-            args.store_reports or (20_000 if quick else 1_000_000), 500
-        )
+        n = args.store_reports or (20_000 if quick else 1_000_000)
+        replay = args.replay_reports
+        if replay is None:
+            replay = min(n, 5_000 if quick else 200_000)
+        out["stores"] = _stores(n, replay, 500)
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(f"\ntime: {out['seconds']:.0f} s")
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from langchain_tokencal import TokenUsage, create_counter
+from langchain_tokencal import TokenCalibrationHandler, TokenUsage, create_counter
 from langchain_tokencal.events import LearnEvent
 from langchain_tokencal.storage import open_store
 
@@ -53,8 +53,10 @@ class StoreRun:
     """One store filled with ``reports`` reports and opened again."""
 
     store: str
+    snapshots: bool
     reports: int
     events: int
+    events_kept: int
     write_s: float
     size_mb: float
     ready_s: float
@@ -84,11 +86,25 @@ def seed_events(reports: int) -> list[LearnEvent]:
     return events
 
 
-def _fill(url: str, seed: list[LearnEvent], per_copy: int, reports: int) -> int:
-    """Append copies of ``seed`` until ``reports`` reports are stored."""
+def _fill(
+    url: str, seed: list[LearnEvent], per_copy: int, reports: int, *, snapshots: bool
+) -> int:
+    """Append copies of ``seed`` until ``reports`` reports are stored.
+
+    With ``snapshots``, a handler on the store syncs after every batch, as
+    a live handler's background thread would: it replays what the others
+    appended and, holding the lease, writes snapshots (default interval).
+    """
     store = open_store(url)
+    live = TokenCalibrationHandler(store=url, sync_interval=3600) if snapshots else None
     copies = max(1, reports // per_copy)
     written = 0
+
+    def append(batch: list[LearnEvent]) -> None:
+        store.append(batch)
+        if live is not None:
+            live._sync.sync()  # noqa: SLF001 - the background round, run in step
+
     try:
         batch: list[LearnEvent] = []
         for c in range(copies):
@@ -96,13 +112,15 @@ def _fill(url: str, seed: list[LearnEvent], per_copy: int, reports: int) -> int:
             for i, event in enumerate(seed, start=1):
                 batch.append(replace(event, origin=origin, seq=i))
                 if len(batch) >= _BATCH:
-                    store.append(batch)
+                    append(batch)
                     written += len(batch)
                     batch = []
         if batch:
-            store.append(batch)
+            append(batch)
             written += len(batch)
     finally:
+        if live is not None:
+            live.close()
         store.close()
     return written
 
@@ -125,21 +143,33 @@ def _baseline() -> float:
     return _startup("memory://")["rss_mb"]
 
 
-def run_sqlite(seed: list[LearnEvent], per_copy: int, reports: int) -> StoreRun:
+def _kept(url: str) -> int:
+    store = open_store(url)
+    try:
+        return len(store.read()[0])
+    finally:
+        store.close()
+
+
+def run_sqlite(
+    seed: list[LearnEvent], per_copy: int, reports: int, *, snapshots: bool = True
+) -> StoreRun:
     """Fill a SQLite file, then start a handler on it."""
     folder = Path(tempfile.mkdtemp(prefix="tokencal-soak-"))
     try:
         path = folder / "soak.db"
         url = f"sqlite:///{path}"
         t0 = time.perf_counter()
-        events = _fill(url, seed, per_copy, reports)
+        events = _fill(url, seed, per_copy, reports, snapshots=snapshots)
         write_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in folder.iterdir())
         start = _startup(url)
         return StoreRun(
             "sqlite",
+            snapshots,
             max(1, reports // per_copy) * per_copy,
             events,
+            _kept(url),
             round(write_s, 2),
             round(size / 1e6, 1),
             round(start["ready_s"], 3),
@@ -151,7 +181,9 @@ def run_sqlite(seed: list[LearnEvent], per_copy: int, reports: int) -> StoreRun:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_redis(seed: list[LearnEvent], per_copy: int, reports: int) -> StoreRun | None:
+def run_redis(
+    seed: list[LearnEvent], per_copy: int, reports: int, *, snapshots: bool = True
+) -> StoreRun | None:
     """Fill a fresh redis-server (unix socket), then start a handler on it."""
     server = shutil.which("redis-server")
     if server is None:
@@ -170,7 +202,7 @@ def run_redis(seed: list[LearnEvent], per_copy: int, reports: int) -> StoreRun |
             time.sleep(0.05)
         url = f"unix://{sock}?db=0"
         t0 = time.perf_counter()
-        events = _fill(url, seed, per_copy, reports)
+        events = _fill(url, seed, per_copy, reports, snapshots=snapshots)
         write_s = time.perf_counter() - t0
         import redis  # noqa: PLC0415 - the [redis] extra, only for this section
 
@@ -178,8 +210,10 @@ def run_redis(seed: list[LearnEvent], per_copy: int, reports: int) -> StoreRun |
         start = _startup(url)
         return StoreRun(
             "redis",
+            snapshots,
             max(1, reports // per_copy) * per_copy,
             events,
+            _kept(url),
             round(write_s, 2),
             round(int(used) / 1e6, 1),
             round(start["ready_s"], 3),

@@ -163,6 +163,11 @@ class RecordMemo:
                     del data[old]
                 self._evictions += excess
 
+    def clear(self) -> None:
+        """Forget every record (in place: a held `get` stays valid)."""
+        with self._lock:
+            self._data.clear()
+
     def stats(self) -> CacheStats:
         """Return a snapshot of the size and counters (see `CacheStats`)."""
         with self._lock:

@@ -217,6 +217,11 @@ class TTLCache(Generic[K, V]):
         with self._lock:
             self._data.pop(key, None)
 
+    def clear(self) -> None:
+        """Remove every entry (not counted as evictions)."""
+        with self._lock:
+            self._data.clear()
+
     def live_items(self) -> list[tuple[K, V]]:
         """The live entries, least recently used first (no stats touched).
 

@@ -106,6 +106,8 @@ class CalibratedCounter:
             model, provider or self.provider, memo_size=config.memo_size,
             tokenizers=config.tokenizers, own_tokenizers=config.own_tokenizers,
         )  # fmt: skip
+        if config.hash_key:
+            self.local.use_hash_key(config.hash_key)
         self._state = CounterState(
             counter_kind(self.local.info),
             self.provider,
@@ -122,6 +124,10 @@ class CalibratedCounter:
         self.origin = ""
         # Called (under the lock, with no I/O allowed) with newly learned events.
         self.listener: Callable[[list[LearnEvent]], None] | None = None
+
+    queued = property(
+        lambda self: len(self._inbox), doc="Reports waiting to be learned."
+    )
 
     @property
     def is_fresh(self) -> bool:

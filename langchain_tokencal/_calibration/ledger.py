@@ -264,8 +264,11 @@ class Ledger:
                 msg = f"the ledger's {name} hold an odd number of values"
                 raise ValueError(msg)
             value = int if name == "prompts" else float
+            # Only a tool set's base may be below zero (a local count above
+            # the provider's).
+            floor = -_MAX_VALUE if name == "bases" else 0.0
             pairs = [
-                (_hash(flat[i]), value(_number(flat[i + 1])))
+                (_hash(flat[i]), value(_number(flat[i + 1], floor)))
                 for i in range(0, len(flat), 2)
             ]
             maps.append((getattr(self, name), pairs))
@@ -305,13 +308,12 @@ def _hash(value: object) -> int:
     return value
 
 
-def _number(value: object) -> float:
-    """A finite count or weight read back from a snapshot, or ValueError."""
+def _number(value: object, floor: float) -> float:
+    """A finite count or weight in ``[floor, 1e9]`` from a snapshot, or ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = f"not a number: {value!r:.40}"
         raise TypeError(msg)
-    # Token counts are at most 1e9 (a base may be negative), weights at most 1.
-    if not (math.isfinite(value) and abs(value) <= _MAX_VALUE):
+    if not (math.isfinite(value) and floor <= value <= _MAX_VALUE):
         msg = f"count out of range: {value}"
         raise ValueError(msg)
     return value

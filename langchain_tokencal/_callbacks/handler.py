@@ -9,6 +9,7 @@ is a few lines that settle what is queued, then delegate.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -17,11 +18,13 @@ from langchain_tokencal._callbacks.hooks import CallbackHooks
 from langchain_tokencal._callbacks.registry import CounterRegistry
 from langchain_tokencal._callbacks.runs import PendingRuns
 from langchain_tokencal._callbacks.settle import Settler
+from langchain_tokencal._callbacks.shadow import Shadow
 from langchain_tokencal._reporting import check_health, stats_frame, stats_html
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.events import read_events, write_events
 from langchain_tokencal.storage import MemoryStore
-from langchain_tokencal.storage._sync import StoreSync, open_or_defer
+from langchain_tokencal.storage._deferred import open_or_defer
+from langchain_tokencal.storage._sync import StoreSync
 
 if TYPE_CHECKING:
     import os
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from langchain_tokencal._calibration import ModelStats
     from langchain_tokencal._reporting import HealthReport
     from langchain_tokencal.events import LearnEvent
-    from langchain_tokencal.storage import Store
+    from langchain_tokencal.storage import Snapshot, Store
 
 __all__ = ["TokenCalibrationHandler"]
 
@@ -114,10 +117,20 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             None if isinstance(opened, MemoryStore) and opened is not store else opened
         )
         self._sync = StoreSync(
-            shared, self.origin, self._replay, interval=sync_interval
+            shared,
+            self.origin,
+            self._replay,
+            interval=sync_interval,
+            restore=self._restore,
+            shadow=partial(Shadow, self.config, clock),
+            snapshot_every=self.config.snapshot_every,
         )
         self._registry = CounterRegistry(
-            self.config, self.origin, self._sync.publish, clock
+            self.config,
+            self.origin,
+            self._sync.publish,
+            clock,
+            limit=self.config.max_models,
         )
         # The registry's own dict and the settler's own deque, read directly
         # on the hot paths (one attribute lookup, no call).
@@ -170,6 +183,13 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
     def _replay(self, events: Sequence[LearnEvent]) -> None:
         """Apply events from another process or a file to the counters."""
         self._registry.replay(events)
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        """Start the counters of the store's snapshot from it."""
+        store = self._sync.store
+        self._registry.restore(
+            snapshot, store.url if store is not None else "memory://"
+        )
 
     # -- counting -----------------------------------------------------------
 
@@ -285,8 +305,11 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         """Write this handler's calibration to a JSON-lines file.
 
         The file holds what the counters learned (and replayed), as events:
-        numbers and hashes, never prompt text. It is written to a temporary
-        file first and moved into place, so a crash leaves the old file.
+        numbers and hashes, never prompt text; the newest 20,000 per model and
+        100,000 in all, so that memory stays bounded (a store keeps the rest).
+        Events a handler started from a store's snapshot did not replay are
+        not in it. It is written to a temporary file first and moved into
+        place, so a crash leaves the old file.
 
         Returns:
             The number of events written.

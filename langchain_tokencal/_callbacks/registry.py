@@ -11,12 +11,15 @@ counter and recording an alias take the lock.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from langchain_tokencal._calibration import CalibratedCounter
+from langchain_tokencal._callbacks.parking import Parking
+from langchain_tokencal._callbacks.snapshots import build_counters, encode_counter
 from langchain_tokencal._providers import canonical_label, snapshot_of
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import EventError, LearnEvent, check_event
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from langchain_tokencal.config import CounterConfig
+    from langchain_tokencal.storage import Snapshot
 
 __all__ = ["CounterRegistry"]
 
@@ -54,11 +58,15 @@ class CounterRegistry:
     __slots__ = (
         "_clock",
         "_config",
+        "_limit",
         "_lock",
         "_origin",
         "_publish",
+        "_tick",
+        "_used",
         "aliases",
         "counters",
+        "parking",
     )
 
     def __init__(
@@ -67,8 +75,10 @@ class CounterRegistry:
         origin: str,
         publish: Callable[[Sequence[LearnEvent]], None],
         clock: Callable[[], float] | None = None,
+        *,
+        limit: int | None = None,
     ) -> None:
-        """Create an empty registry."""
+        """Create an empty registry (``limit``: live counters, else no bound)."""
         self._config = config
         self._origin = origin
         self._publish = publish
@@ -77,6 +87,11 @@ class CounterRegistry:
         self.counters: dict[str, CalibratedCounter] = {}
         # Snapshot names responses reported -> the model key of their run.
         self.aliases: dict[str, str] = {}
+        # Live counters past ``limit`` are parked, least recently used first.
+        self._limit = limit
+        self._tick = itertools.count()
+        self._used: dict[str, int] = {}
+        self.parking = Parking()
 
     def counter_for(
         self, model: str, provider: str | None = None, *, announce: bool = True
@@ -90,6 +105,8 @@ class CounterRegistry:
                 built from the store's own events).
         """
         counter = self.counters.get(model)
+        if self._limit is not None:
+            self._used[model] = next(self._tick)
         if (
             counter is not None
             and provider
@@ -107,19 +124,59 @@ class CounterRegistry:
             with self._lock:
                 counter = self.counters.get(model)
                 if counter is None:
-                    counter = self._create(model, provider, announce=announce)
+                    counter = self._unpark(model) or self._create(
+                        model, provider, announce=announce
+                    )
+                    if self._limit is not None and len(self.counters) > self._limit:
+                        self._park_idle(self._limit, keep=model)
+        return counter
+
+    def _unpark(self, model: str) -> CalibratedCounter | None:
+        """The parked counter of ``model``, restored (the caller holds the lock)."""
+        document = self.parking.take(model)
+        if document is None:
+            return None
+        built = build_counters({model: document}, self._new, "memory")
+        counter = built.get(model)
+        if counter is not None:
+            self.counters[model] = counter
+        return counter
+
+    def _park_idle(self, limit: int, keep: str) -> None:
+        """Park the least recently used idle counters until ``limit`` are live.
+
+        Idle: nothing queued to learn, so parking never learns on the caller's
+        behalf. Costs the export and compression of each parked counter (a
+        few milliseconds), once per model that falls out of use.
+        """
+        used = self._used
+        order = sorted(
+            (m for m in self.counters if m != keep), key=lambda m: used.get(m, -1)
+        )
+        for model in order:
+            if len(self.counters) <= limit:
+                break
+            counter = self.counters[model]
+            if counter.queued:
+                continue
+            self.parking.park(model, encode_counter(counter))
+            del self.counters[model]
+            used.pop(model, None)
+
+    def _new(self, model: str, provider: str | None) -> CalibratedCounter:
+        """A fresh counter, publishing as this registry's counters do."""
+        counter = CalibratedCounter(
+            model, provider, config=self._config, clock=self._clock
+        )
+        counter.origin = self._origin
+        counter.listener = self._publish
         return counter
 
     def _create(
         self, model: str, provider: str | None, *, announce: bool
     ) -> CalibratedCounter:
         """Build and register a counter (the caller holds the lock)."""
-        counter = CalibratedCounter(
-            model, provider, config=self._config, clock=self._clock
-        )
-        counter.origin = self._origin
-        counter.listener = self._publish
-        self.counters[model] = counter
+        counter = self.counters[model] = self._new(model, provider)
         if announce:
             # Others learn where this model is served; a counter built from the
             # store's events needs no new record.
@@ -192,6 +249,18 @@ class CounterRegistry:
             )
             counter.replay(batch)
         return skipped
+
+    def restore(self, snapshot: Snapshot, where: str) -> None:
+        """Start the snapshot's models over from it (see `build_counters`).
+
+        A model's counter is replaced whole: what it learned is in the
+        snapshot or in the events after it, which are replayed next.
+        """
+        built = build_counters(snapshot.states, self._new, where)
+        with self._lock:
+            self.counters.update(built)
+            for model in built:
+                self.parking.take(model)  # superseded by the snapshot
 
     def flush(self) -> None:
         """Learn from every observation the counters have queued."""

@@ -10,6 +10,7 @@ form the counting code hashes (message payloads, tool schemas). Thread-safe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "canonical_json",
+    "derive_key",
     "freeze",
+    "keyed_digest",
     "memo_key",
     "memo_lookup",
     "message_digest",
@@ -302,3 +305,30 @@ def message_digest(message: BaseMessage, parts: MessageParts) -> int:
     ]
     text = canonical_json(payload)
     return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def derive_key(secret: str) -> bytes:
+    """The 32-byte key of `keyed_digest` for a ``hash_key`` of any length."""
+    return hashlib.sha256(b"langchain-tokencal digests\0" + secret.encode()).digest()
+
+
+def keyed_digest(digest: int, key: bytes) -> int:
+    """A digest keyed with BLAKE2b: unguessable without the key.
+
+    A store holds message digests. Unkeyed, whoever reads it can hash a
+    guessed message and look for it; keyed, the digest of a guess cannot be
+    computed without the key. The content is hashed once with xxh3 (fast,
+    any length), and only its 8-byte digest goes through BLAKE2b (a fixed
+    ~1 us per new message).
+
+    Example:
+        ```python
+        from langchain_tokencal._counting.digests import derive_key, keyed_digest
+
+        key = derive_key("s3cret")
+        assert keyed_digest(42, key) == keyed_digest(42, key) != 42
+        assert keyed_digest(42, derive_key("other")) != keyed_digest(42, key)
+        ```
+    """
+    mac = hashlib.blake2b(digest.to_bytes(8, "little"), key=key, digest_size=8)
+    return int.from_bytes(mac.digest(), "little")

@@ -22,6 +22,7 @@ Note:
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any, Final, cast
 
@@ -32,7 +33,9 @@ from langchain_core.prompt_values import PromptValue
 from langchain_tokencal._cache import CacheStats, RecordMemo, TTLCache
 from langchain_tokencal._counting.digests import (
     canonical_json,
+    derive_key,
     freeze,
+    keyed_digest,
     memo_lookup,
     message_digest,
     plain_digest,
@@ -71,6 +74,7 @@ from langchain_tokencal._features import (
     split_tokens,
     text_classes,
 )
+from langchain_tokencal.errors import ConfigError
 
 __all__ = ["LocalCounter"]
 
@@ -126,6 +130,7 @@ class LocalCounter:
             max_size=256
         )
         self._role_tokens: dict[str, float] = {}  # a handful of roles, ever
+        self._keyed: Callable[[int], int] = _unkeyed
         encoding = load_encoding(info.encoding) if info.encoding else None
         self._encoding = encoding
         self._count: Callable[[str], float] = (
@@ -324,7 +329,7 @@ class LocalCounter:
             overhead += _TOOL_CALL_ID_TOKENS
             result = 1.0
         return pack_record(
-            plain_digest(role, name, tool_call_id, data),
+            self._keyed(plain_digest(role, name, tool_call_id, data)),
             int(overhead + tokens + 0 + 0.5),
             (1.0, *(share or 0.0 for share in classes), 0.0, 0.0, result),
         )
@@ -358,7 +363,7 @@ class LocalCounter:
         image = sum(image_tokens(source, detail) for source, detail in parts.images)
         vector[FEATURE_IMAGE] += image
         return pack_record(
-            message_digest(message, parts),
+            self._keyed(message_digest(message, parts)),
             int(overhead + content + image + 0.5),
             vector,
         )
@@ -371,6 +376,18 @@ class LocalCounter:
         """
         if not tools:
             return NO_TOOLS
+        try:
+            return self._tool_features(tools)
+        except RecursionError as err:
+            # A schema that refers to itself (a dict inside itself) or nests
+            # deeper than the interpreter's stack: no provider accepts it.
+            msg = (
+                "a tool's schema is cyclic or nested too deeply to be sent "
+                "as JSON; pass tools whose schemas are plain JSON."
+            )
+            raise ConfigError(msg) from err
+
+    def _tool_features(self, tools: Sequence[Any]) -> ToolFeatures:
         key = tuple(
             freeze(tool) if isinstance(tool, Mapping) else ("id", id(tool))
             for tool in tools
@@ -390,8 +407,8 @@ class LocalCounter:
             local=int(self._tools_local(normalized, schema_tokens) + 0.5),
             schema_tokens=schema_tokens,
             count=len(normalized),
-            fingerprint=xxhash.xxh3_64_intdigest(
-                canonical.encode("utf-8", "surrogatepass")
+            fingerprint=self._keyed(
+                xxhash.xxh3_64_intdigest(canonical.encode("utf-8", "surrogatepass"))
             ),
         )
         refs = tuple(None if isinstance(tool, Mapping) else tool for tool in tools)
@@ -402,6 +419,17 @@ class LocalCounter:
         """Local tokens of a normalized tool set (OpenAI's cookbook rules)."""
         del schema_tokens
         return function_tokens(tools, self._tool_rules, self._count)
+
+    def use_hash_key(self, key: str | None) -> None:
+        """Key every digest and tool fingerprint with ``key`` (see `keyed_digest`).
+
+        Forgets the memoized features, whose digests were made without it.
+        """
+        self._keyed = (
+            _unkeyed if not key else partial(keyed_digest, key=derive_key(key))
+        )
+        self._memo.clear()
+        self._tool_memo.clear()
 
     def memo_stats(self) -> CacheStats:
         """Return the per-message memo's statistics."""
@@ -414,3 +442,8 @@ class LocalCounter:
             f"{type(self).__name__}(model={i.model!r}, kind={i.kind!r}, "
             f"encoding={i.encoding!r})"
         )
+
+
+def _unkeyed(digest: int) -> int:
+    """A digest as it is (no ``hash_key``)."""
+    return digest

@@ -243,6 +243,10 @@ def finish(draft: Draft, provider: str | None) -> TokenUsage:
     elif total < inp + out:
         msg = f"total_tokens ({total}) < input_tokens ({inp}) + output_tokens ({out})"
         raise rejected(msg)
+    if total > MAX_COUNT:
+        # The bound a reported total gets holds for a computed one too.
+        msg = f"total_tokens ({total}) exceeds {MAX_COUNT}"
+        raise rejected(msg)
     return TokenUsage(
         inp,
         out,

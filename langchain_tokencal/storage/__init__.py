@@ -3,8 +3,11 @@
 A store keeps two things (see `langchain_tokencal.events`):
 
 - an append-only log of `LearnEvent` records, read back in one order across
-  all writers from a cursor, and compacted to the newest events per model;
-- per-model usage sums (`USAGE_FIELDS`), incremented atomically.
+  all writers from a cursor;
+- per-model usage sums (`USAGE_FIELDS`), incremented atomically;
+- SQLite and Redis: a `Snapshot` of the learned state as of a cursor, which
+  replaces the events before it, so a new process reads the snapshot and
+  the events after it instead of the whole history.
 
 Nothing else is written: no prompt text, no environment, no file paths.
 
@@ -18,7 +21,15 @@ Nothing else is written: no prompt text, no environment, no file paths.
 `redact_url` shows a store URL without its passwords, as every message does.
 """
 
-from langchain_tokencal.storage._base import USAGE_FIELDS, Store, StoreError
+from langchain_tokencal.storage._base import (
+    USAGE_FIELDS,
+    CursorExpiredError,
+    Snapshot,
+    Store,
+    StoreError,
+    check_model,
+    supports_snapshots,
+)
 from langchain_tokencal.storage._memory import MemoryStore
 from langchain_tokencal.storage._redact import redact_url
 from langchain_tokencal.storage._redis import RedisStore
@@ -27,12 +38,16 @@ from langchain_tokencal.storage._urls import default_store_url, open_store
 
 __all__ = [
     "USAGE_FIELDS",
+    "CursorExpiredError",
     "MemoryStore",
     "RedisStore",
     "SQLiteStore",
+    "Snapshot",
     "Store",
     "StoreError",
+    "check_model",
     "default_store_url",
     "open_store",
     "redact_url",
+    "supports_snapshots",
 ]

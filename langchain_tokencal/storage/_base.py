@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeGuard, runtime_checkable
 
 from langchain_tokencal._usage import USAGE_FIELDS
 from langchain_tokencal.errors import ConfigError, StoreError
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "MAX_STATE",
     "USAGE_FIELDS",
+    "CursorExpiredError",
+    "Snapshot",
     "Store",
     "StoreBase",
     "StoreError",
@@ -33,9 +36,14 @@ __all__ = [
     "closed_error",
     "cursor_error",
     "decode_rows",
+    "decode_states",
     "fresh_items",
     "logger",
+    "supports_snapshots",
 ]
+
+# Largest snapshot state of one model read back (a full ledger is ~10 MB).
+MAX_STATE = 64 * 1024 * 1024
 
 # One logger for every backend, so users configure "langchain_tokencal.storage".
 logger = logging.getLogger("langchain_tokencal.storage")
@@ -57,6 +65,27 @@ class UsageDelta:
     totals: tuple[int, ...]
     origin: str = ""
     seq: int = 0
+
+
+class CursorExpiredError(StoreError):
+    """A read from a cursor whose next events compaction already deleted.
+
+    The reader fell behind a snapshot: it starts again from `read_snapshot`.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The learned state of every model, as of one cursor of the log.
+
+    Attributes:
+        cursor: The last event the snapshot covers; replay reads after it.
+        states: Model key -> its counter's state, as JSON text (numbers and
+            hashes only, see `langchain_tokencal._calibration.snapshot`).
+    """
+
+    cursor: str
+    states: dict[str, str]
 
 
 @runtime_checkable
@@ -164,6 +193,46 @@ class StoreBase(Store):
     def append(self, events: Sequence[LearnEvent]) -> None:
         """Add events at the end of the log (see `Store.append`)."""
         self.apply_batch(events)
+
+    # Snapshots: a store that keeps them overrides all three.
+
+    def read_snapshot(self) -> Snapshot | None:
+        """The latest snapshot, or ``None`` when there is none.
+
+        Raises:
+            StoreError: The store is unreachable or broken.
+        """
+        return None
+
+    def write_snapshot(self, snapshot: Snapshot, base: str) -> int | None:
+        """Replace the snapshot, then delete the events the previous one covered.
+
+        Compare and set: written only when the stored snapshot's cursor is
+        still ``base`` (``""``: none), so a writer whose lease ran out cannot
+        overwrite a newer snapshot. Events up to ``base`` are deleted, not
+        up to ``snapshot.cursor``: readers up to one snapshot behind still
+        find every event they have not read; one further behind gets
+        `CursorExpiredError` and starts again from the snapshot.
+
+        Returns:
+            How many events were deleted, or ``None`` when not written
+            (another snapshot was written since ``base``, or this store keeps
+            none).
+
+        Raises:
+            StoreError: The store is unreachable or broken; nothing changed.
+        """
+        del snapshot, base  # this store keeps no snapshots
+        return None
+
+    def take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Hold (or renew) the lease ``name`` for ``seconds``, if free or ours.
+
+        Raises:
+            StoreError: The store is unreachable or broken.
+        """
+        del name, owner, seconds  # no snapshots, so no writer to elect
+        return False
 
     def __enter__(self) -> Self:
         """Return the store itself."""
@@ -276,6 +345,32 @@ def decode_rows(
     return events
 
 
+def decode_states(
+    rows: Iterable[tuple[str | bytes, str | bytes | None]], where: str
+) -> dict[str, str]:
+    """A snapshot's ``(model, state)`` rows as text, skipping undecodable ones.
+
+    A state is JSON read back by a counter, which checks it whole; here
+    only what cannot even be text (bytes that are not UTF-8, no value, an
+    oversized state) is dropped, with one warning.
+    """
+    states: dict[str, str] = {}
+    bad = 0
+    for model, state in rows:
+        try:
+            name = model.decode() if isinstance(model, bytes) else model
+            text = state.decode() if isinstance(state, bytes) else state
+        except UnicodeDecodeError:
+            text = None
+        if text is None or len(text) > MAX_STATE:
+            bad += 1
+            continue
+        states[name] = text
+    if bad:
+        logger.warning("skipped %d unreadable snapshot state(s) in %s", bad, where)
+    return states
+
+
 def _decode_row(line: str | bytes | None) -> LearnEvent | str:
     """The event of one row, or why it is corrupt."""
     if line is None:
@@ -337,3 +432,9 @@ def apply_batch(
         store.append(events)
     for delta in usage:
         store.add_usage(delta.model, delta.totals)
+
+
+def supports_snapshots(store: Store) -> TypeGuard[StoreBase]:
+    """Whether ``store`` keeps snapshots (overrides `StoreBase.write_snapshot`)."""
+    method = getattr(type(store), "write_snapshot", None)
+    return method is not None and method is not StoreBase.write_snapshot

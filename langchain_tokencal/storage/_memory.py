@@ -40,6 +40,8 @@ class MemoryStore(StoreBase):
 
     Args:
         max_events: Keep at most this many newest events per model.
+        max_total: Keep at most this many newest events in all (the oldest
+            of any model go first).
 
     Example:
         ```python
@@ -53,15 +55,19 @@ class MemoryStore(StoreBase):
         ```
     """
 
-    def __init__(self, *, max_events: int | None = None) -> None:
+    def __init__(
+        self, *, max_events: int | None = None, max_total: int | None = None
+    ) -> None:
         """Create an empty store."""
-        if max_events is not None and (
-            isinstance(max_events, bool)
-            or not isinstance(max_events, int)
-            or max_events < 1
-        ):
-            msg = f"max_events must be a positive integer or None, got {max_events!r}."
-            raise ConfigError(msg)
+        for name, value in (("max_events", max_events), ("max_total", max_total)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                msg = f"{name} must be a positive integer or None, got {value!r}."
+                raise ConfigError(msg)
+        self.max_total = max_total
+        self._live = 0
+        self._head = 0  # no live event before this slot
         self.url = "memory://"
         self.max_events = max_events
         self._lock = threading.Lock()
@@ -106,9 +112,30 @@ class MemoryStore(StoreBase):
             if seqs is None:
                 seqs = self._by_model[event.model] = deque()
             seqs.append(seq)
+            self._live += 1
             if limit is not None and len(seqs) > limit:
                 self._drop(seqs.popleft())
+        total = self.max_total
+        if total is not None:
+            while self._live > total:
+                self._drop_oldest()
         self._sweep_if_sparse()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest live event of any model (the caller holds the lock)."""
+        events, i = self._events, self._head
+        while events[i] is None:
+            i += 1
+        event = events[i]
+        assert event is not None  # noqa: S101 - the loop stops on a live slot
+        seqs = self._by_model[event.model]
+        seqs.popleft()  # the model's oldest is the log's oldest of that model
+        if not seqs:
+            del self._by_model[event.model]
+        events[i] = None
+        self._head = i + 1
+        self._dropped += 1
+        self._live -= 1
 
     def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
         """Return the events after ``after`` (see `Store.read`)."""
@@ -176,6 +203,7 @@ class MemoryStore(StoreBase):
     def _drop(self, seq: int) -> None:
         self._events[bisect.bisect_left(self._seqs, seq)] = None
         self._dropped += 1
+        self._live -= 1
 
     def _sweep_if_sparse(self) -> None:
         # Sweeping when half the slots are dead keeps appends O(1) amortized.
@@ -191,6 +219,7 @@ class MemoryStore(StoreBase):
         self._seqs = [s for s, _ in live]
         self._events = [e for _, e in live]
         self._dropped = 0
+        self._head = 0
 
 
 def _memory_cursor(after: str) -> int:

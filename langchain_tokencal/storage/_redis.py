@@ -10,7 +10,15 @@ Layout, under a key prefix (``?prefix=``, default ``tokencal:``):
 {prefix}usage:{model}    HASH    `USAGE_FIELDS` -> integer sum (HINCRBY)
 {prefix}usage-models     SET     models that have usage
 {prefix}origins          HASH    origin -> the highest seq applied from it
+{prefix}snapshot         HASH    model -> its learned state (JSON), the latest snapshot
+{prefix}marks            HASH    ``snapshot``: the id it covers; ``pruned``: the
+                                  highest id deleted behind it
+{prefix}lease:{name}     STRING  the owner of a lease, expiring (PX)
 ```
+
+A snapshot is written by one script that checks it still extends the
+snapshot it was built on (compare and set), replaces it and deletes the
+events the previous snapshot covered, from the stream and the id lists.
 
 A batch (events and usage increments) is applied by one Lua script that
 checks every key's type before writing anything, and skips each item whose
@@ -29,13 +37,15 @@ id, so ids keep growing after compaction and old cursors stay valid.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
+    CursorExpiredError,
+    Snapshot,
     StoreBase,
     StoreError,
     UsageDelta,
@@ -45,8 +55,15 @@ from langchain_tokencal.storage._base import (
     closed_error,
     cursor_error,
     decode_rows,
+    decode_states,
 )
 from langchain_tokencal.storage._redact import redact_url
+from langchain_tokencal.storage._redis_scripts import (
+    APPLY_LUA,
+    COMPACT_LUA,
+    LEASE_LUA,
+    SNAPSHOT_LUA,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -65,113 +82,6 @@ INSTALL_LINE: Final = "pip install 'langchain-tokencal[redis]'"
 _PAGE: Final = 1000  # entries per XRANGE call: bounded replies, few round trips
 _MAX_SEQ: Final = 2**64 - 1
 _CURSOR: Final = re.compile(r"(\d+)-(\d+)")
-
-# One batch, all or nothing, each identity once. Redis does not roll a script
-# back when a command fails midway, so every key's type (and every usage
-# field's value) is checked before the first write: a key of the wrong type
-# fails the whole batch with nothing written.
-# KEYS: stream, event-models, usage-models, origins, then one ids list per
-#   event, then one usage hash per increment.
-# ARGV: events, increments, then the usage field names, then per event
-#   model, line, origin, seq; per increment model, origin, seq, then one value
-#   per field.
-_APPLY_LUA: Final = """
-local ne, nu, nf = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local fields = {}
-for f = 1, nf do fields[f] = ARGV[3 + f] end
-local function kind_of(key)
-  local t = redis.call('TYPE', key)
-  return t['ok'] or t
-end
-local wants = {{KEYS[1], 'stream'}, {KEYS[2], 'set'}, {KEYS[3], 'set'},
-  {KEYS[4], 'hash'}}
-for i = 1, ne do wants[#wants + 1] = {KEYS[4 + i], 'list'} end
-for i = 1, nu do wants[#wants + 1] = {KEYS[4 + ne + i], 'hash'} end
-for _, w in ipairs(wants) do
-  local t = kind_of(w[1])
-  if t ~= 'none' and t ~= w[2] then
-    return redis.error_reply('WRONGTYPE ' .. w[1] .. ' holds a ' .. t ..
-      ', not a ' .. w[2] .. '; nothing was written')
-  end
-end
-for i = 1, nu do
-  for _, v in ipairs(redis.call('HMGET', KEYS[4 + ne + i], unpack(fields))) do
-    if v and not string.match(v, '^-?%d+$') then
-      return redis.error_reply('usage hash ' .. KEYS[4 + ne + i] ..
-        ' holds a value that is not an integer; nothing was written')
-    end
-  end
-end
--- Each item is fresh when its seq is above its origin's mark from before
--- this batch (and not a second copy within it).
-local before, marks, seen = {}, {}, {}
-local function fresh(origin, seq)
-  if seq <= 0 then return true end
-  if before[origin] == nil then
-    before[origin] = tonumber(redis.call('HGET', KEYS[4], origin) or '0')
-  end
-  local key = origin .. '\0' .. seq
-  if seq <= before[origin] or seen[key] then return false end
-  seen[key] = true
-  if (marks[origin] or 0) < seq then marks[origin] = seq end
-  return true
-end
-local a, added = 4 + nf, 0
-for i = 1, ne do
-  local model, line, origin, seq = ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    tonumber(ARGV[a + 3])
-  a = a + 4
-  if fresh(origin, seq) then
-    local id = redis.call('XADD', KEYS[1], '*', 'e', line)
-    redis.call('RPUSH', KEYS[4 + i], id)
-    redis.call('SADD', KEYS[2], model)
-    added = added + 1
-  end
-end
-for i = 1, nu do
-  local model, origin, seq = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  a = a + 3
-  if fresh(origin, seq) then
-    redis.call('SADD', KEYS[3], model)
-    for f = 1, nf do
-      local v = ARGV[a + f - 1]
-      if v ~= '0' then redis.call('HINCRBY', KEYS[4 + ne + i], fields[f], v) end
-    end
-  end
-  a = a + nf
-end
-for origin, seq in pairs(marks) do
-  redis.call('HSET', KEYS[4], origin, seq)
-end
-return added
-"""
-
-# KEYS: stream, event-models. ARGV: keep, ids-key prefix.
-_COMPACT_LUA: Final = """
-local keep = tonumber(ARGV[1])
-local deleted = 0
-for _, model in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local ids = ARGV[2] .. model
-  local drop = redis.call('LLEN', ids) - keep
-  if drop > 0 then
-    -- XDEL in chunks: Lua's unpack() has a small stack.
-    local first = 0
-    while first < drop do
-      local last = math.min(first + 999, drop - 1)
-      deleted = deleted + redis.call('XDEL', KEYS[1],
-        unpack(redis.call('LRANGE', ids, first, last)))
-      first = last + 1
-    end
-    if keep == 0 then
-      redis.call('DEL', ids)
-      redis.call('SREM', KEYS[2], model)
-    else
-      redis.call('LTRIM', ids, drop, -1)
-    end
-  end
-end
-return deleted
-"""
 
 
 class RedisStore(StoreBase):
@@ -234,8 +144,12 @@ class RedisStore(StoreBase):
         self._event_models = f"{self.prefix}event-models"
         self._usage_models = f"{self.prefix}usage-models"
         self._origins = f"{self.prefix}origins"
-        self._apply = self._client.register_script(_APPLY_LUA)
-        self._compact = self._client.register_script(_COMPACT_LUA)
+        self._apply = self._client.register_script(APPLY_LUA)
+        self._compact = self._client.register_script(COMPACT_LUA)
+        self._snapshot = self._client.register_script(SNAPSHOT_LUA)
+        self._lease = self._client.register_script(LEASE_LUA)
+        self._snapshot_key = f"{self.prefix}snapshot"
+        self._marks = f"{self.prefix}marks"
         try:
             self._run("connect to", lambda client: client.ping())
         except StoreError:
@@ -279,6 +193,13 @@ class RedisStore(StoreBase):
             if len(entries) < _PAGE:
                 break
             start = _next_id(rows[-1][0], self.url)
+        if after:
+            # Checked after the read: a deletion past ``after`` before it
+            # had raised the mark first (one script does both).
+            pruned = self._run("read", lambda c: c.hget(self._marks, "pruned"))
+            if pruned and _order(after, self.url) < _order(_text(pruned), self.url):
+                msg = f"cursor {after} of {self.url} is behind its compacted events"
+                raise CursorExpiredError(msg)
         if not rows:
             return [], after
         return decode_rows(rows, self.url), rows[-1][0]
@@ -328,6 +249,44 @@ class RedisStore(StoreBase):
         )
         return int(deleted)
 
+    def read_snapshot(self) -> Snapshot | None:
+        """The latest snapshot, read in one MULTI (see `StoreBase.read_snapshot`)."""
+
+        def fetch(client: redis.Redis) -> tuple[Any, Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.hget(self._marks, "snapshot")
+            pipe.hgetall(self._snapshot_key)
+            cursor, states = pipe.execute()
+            return cursor, states
+
+        cursor, states = self._run("read the snapshot of", fetch)
+        if not cursor:
+            return None
+        return Snapshot(_text(cursor), decode_states(states.items(), self.url))
+
+    def write_snapshot(self, snapshot: Snapshot, base: str) -> int | None:
+        """Replace the snapshot with one script (see `StoreBase.write_snapshot`)."""
+        _order(snapshot.cursor, self.url)
+        if base:
+            _order(base, self.url)
+        args: list[str] = [base, snapshot.cursor, f"{self.prefix}ids:"]
+        for model, state in sorted(snapshot.states.items()):
+            args += (check_model(model), state)
+        keys = [self._stream, self._event_models, self._snapshot_key, self._marks]
+        deleted = int(
+            self._run("write a snapshot to", lambda _: self._snapshot(keys, args))
+        )
+        return None if deleted < 0 else deleted
+
+    def take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew a lease key with an expiry (see `StoreBase.take_lease`)."""
+        key = f"{self.prefix}lease:{name}"
+        millis = max(int(seconds * 1000), 1)
+        held = self._run(
+            "take a lease in", lambda _: self._lease([key], [owner, millis])
+        )
+        return bool(held)
+
     def close(self) -> None:
         """Close the connection pool; later calls raise `StoreError`."""
         client, self._client = self._client, None
@@ -366,6 +325,14 @@ def _split_prefix(url: str) -> tuple[str, str]:
         raise ConfigError(msg)
     rest = urlencode([(k, v) for k, v in pairs if k != "prefix"])
     return (base + "?" + rest if rest else base), prefix
+
+
+def _order(cursor: str, url: str) -> tuple[int, int]:
+    """A stream id as a sortable pair."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise cursor_error(cursor, url)
+    return int(match[1]), int(match[2])
 
 
 def _next_id(cursor: str, url: str) -> str:

@@ -1,6 +1,6 @@
 """The SQLite backend of `langchain_tokencal.storage`: one file, many processes.
 
-Layout (schema version 2, kept in ``PRAGMA user_version``):
+Layout (schema version 3, kept in ``PRAGMA user_version``):
 
 ```
 tokencal_events(id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT, line TEXT,
@@ -14,6 +14,13 @@ tokencal_origins(origin PRIMARY KEY, seq)
     the highest seq applied from each origin (see `StoreBase.apply_batch`)
 tokencal_usage(model PRIMARY KEY, input_tokens, ..., output_audio)
     one row per model, integer sums in `USAGE_FIELDS` order
+tokencal_snapshots(model PRIMARY KEY, state)    (version 3)
+    the latest snapshot: each model's learned state as JSON
+tokencal_marks(name PRIMARY KEY, value)
+    ``snapshot``: the id the snapshot covers; ``pruned``: the highest id
+    deleted behind it (a cursor below it has lost events: `CursorExpiredError`)
+tokencal_leases(name PRIMARY KEY, owner, expires)
+    who writes snapshots, until when (wall-clock seconds)
 ```
 
 Migrations: `MIGRATIONS` maps a schema version to the function that brings a
@@ -35,6 +42,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -42,6 +50,8 @@ from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import encode_event
 from langchain_tokencal.storage._base import (
     USAGE_FIELDS,
+    CursorExpiredError,
+    Snapshot,
     StoreBase,
     StoreError,
     UsageDelta,
@@ -51,18 +61,16 @@ from langchain_tokencal.storage._base import (
     closed_error,
     cursor_error,
     decode_rows,
+    decode_states,
     fresh_items,
 )
 from langchain_tokencal.storage._sqlite_file import (
     MIGRATIONS,
     check_timeout,
-    check_version,
-    create,
-    migrate,
-    move_aside,
+    open_file,
+    open_read_only,
     rollback,
 )
-from langchain_tokencal.storage._sqlite_file import identity as identity_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -73,7 +81,6 @@ __all__ = ["MIGRATIONS", "SQLiteStore", "check_timeout"]
 
 _T = TypeVar("_T")
 
-_PREFIX: Final = "tokencal_"
 _USAGE_COLUMNS: Final = ", ".join(USAGE_FIELDS)
 _ADD_USAGE: Final = (
     f"INSERT INTO tokencal_usage (model, {_USAGE_COLUMNS}) "  # noqa: S608 - constant column names
@@ -81,8 +88,6 @@ _ADD_USAGE: Final = (
     "ON CONFLICT (model) DO UPDATE SET "
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in USAGE_FIELDS)
 )
-# Opens that find a bad file before giving up (each moves one file aside).
-_ATTEMPTS: Final = 3
 
 
 class SQLiteStore(StoreBase):
@@ -138,9 +143,9 @@ class SQLiteStore(StoreBase):
         self.read_only = read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = (
-            _open_read_only(self.path, timeout)
+            open_read_only(self.path, timeout)
             if read_only
-            else _open(self.path, timeout)
+            else open_file(self.path, timeout)
         )
 
     def apply_batch(
@@ -190,18 +195,33 @@ class SQLiteStore(StoreBase):
         self._write("append events to", write)
 
     def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
-        """Return the events with an id above ``after`` (see `Store.read`)."""
+        """Return the events with an id above ``after`` (see `Store.read`).
+
+        Raises:
+            CursorExpiredError: Compaction deleted events after ``after``.
+        """
         start = _parse_cursor(after, self.url)
-        rows = self._run(
-            "read",
+
+        def select(conn: sqlite3.Connection) -> list[tuple[int, bytes]] | None:
+            # One read transaction: the mark and the rows agree.
+            conn.execute("BEGIN")
+            if start and start < _mark(conn, "pruned"):
+                conn.execute("COMMIT")
+                return None
             # CAST to BLOB: sqlite3 decodes TEXT for the whole result and one
             # non-UTF-8 row would fail every read; bytes are decoded per row.
-            lambda conn: conn.execute(
+            rows = conn.execute(
                 "SELECT id, CAST(line AS BLOB) FROM tokencal_events"
                 " WHERE id > ? ORDER BY id",
                 (start,),
-            ).fetchall(),
-        )
+            ).fetchall()
+            conn.execute("COMMIT")
+            return rows
+
+        rows = self._run("read", select)
+        if rows is None:
+            msg = f"cursor {after} of {self.url} is behind its compacted events"
+            raise CursorExpiredError(msg)
         if not rows:
             return [], after
         return decode_rows(((str(i), line) for i, line in rows), self.url), str(
@@ -253,6 +273,70 @@ class SQLiteStore(StoreBase):
 
         return self._write("compact", delete)
 
+    def read_snapshot(self) -> Snapshot | None:
+        """The latest snapshot (see `StoreBase.read_snapshot`)."""
+
+        def select(conn: sqlite3.Connection) -> Snapshot | None:
+            conn.execute("BEGIN")
+            cursor = _mark(conn, "snapshot")
+            rows = (
+                conn.execute(
+                    "SELECT model, CAST(state AS BLOB) FROM tokencal_snapshots"
+                ).fetchall()
+                if cursor
+                else []
+            )
+            conn.execute("COMMIT")
+            if not cursor:
+                return None
+            return Snapshot(str(cursor), decode_states(rows, self.url))
+
+        return self._run("read the snapshot of", select)
+
+    def write_snapshot(self, snapshot: Snapshot, base: str) -> int | None:
+        """Replace the snapshot in one transaction (see `StoreBase.write_snapshot`)."""
+        cursor = _parse_cursor(snapshot.cursor, self.url)
+        old = _parse_cursor(base, self.url)
+        for model in snapshot.states:
+            check_model(model)
+
+        def write(conn: sqlite3.Connection) -> int | None:
+            if _mark(conn, "snapshot") != old or cursor < old:
+                return None
+            conn.execute("DELETE FROM tokencal_snapshots")
+            conn.executemany(
+                "INSERT INTO tokencal_snapshots (model, state) VALUES (?, ?)",
+                sorted(snapshot.states.items()),
+            )
+            deleted = conn.execute(
+                "DELETE FROM tokencal_events WHERE id <= ?", (old,)
+            ).rowcount
+            conn.executemany(
+                "INSERT INTO tokencal_marks (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [("snapshot", cursor), ("pruned", max(old, _mark(conn, "pruned")))],
+            )
+            return max(deleted, 0)
+
+        return self._write("write a snapshot to", write)
+
+    def take_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew a lease row (see `StoreBase.take_lease`)."""
+        now = time.time()
+
+        def take(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO tokencal_leases (name, owner, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " expires = excluded.expires"
+                " WHERE tokencal_leases.owner = excluded.owner"
+                " OR tokencal_leases.expires < ?",
+                (name, owner, now + seconds, now),
+            )
+            return cur.rowcount > 0
+
+        return self._write("take a lease in", take)
+
     def close(self) -> None:
         """Close the connection (checkpointing the WAL if it is the last one)."""
         with self._lock:
@@ -299,6 +383,26 @@ class SQLiteStore(StoreBase):
         return self._run(what, transaction)
 
 
+def _mark(conn: sqlite3.Connection, name: str) -> int:
+    """The value of a mark (0 when unset, or in a file of version 2 read-only)."""
+    try:
+        row = conn.execute(
+            "SELECT value FROM tokencal_marks WHERE name = ?", (name,)
+        ).fetchone()
+    except sqlite3.OperationalError:
+        if _has_table(conn, "tokencal_marks"):
+            raise
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
 def _parse_cursor(after: str, url: str) -> int:
     if not after:
         return 0
@@ -309,127 +413,3 @@ def _parse_cursor(after: str, url: str) -> int:
     if start < 0:
         raise cursor_error(after, url)
     return start
-
-
-def _open(path: Path, timeout: float) -> sqlite3.Connection:
-    """Connect, moving a corrupt or foreign file aside, then migrate."""
-    for _ in range(_ATTEMPTS):
-        identity = create(path)
-        conn = _connect(path, timeout)
-        problem = _check(conn, path)
-        if problem is None:
-            break
-        conn.close()
-        # Another process may have repaired the file since we checked it:
-        # move aside only the very file we checked, then look again.
-        if identity_of(path) == identity:
-            move_aside(path, problem)
-    else:
-        msg = f"cannot open the store {path}: it {problem}, again after a repair."
-        raise StoreError(msg)
-    try:
-        # Checking first avoids taking the exclusive lock the switch needs on
-        # every open; WAL mode is persistent in the file.
-        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-        if str(mode).lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        migrate(conn, path)
-    except sqlite3.Error as err:
-        conn.close()
-        msg = f"cannot open the store {path}: {err}"
-        raise StoreError(msg) from err
-    except StoreError:
-        conn.close()
-        raise
-    return conn
-
-
-def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
-    """Connect with ``mode=ro``: nothing is created, repaired or migrated."""
-    uri = f"{path.as_uri()}?mode=ro"
-    try:
-        try:
-            conn = sqlite3.connect(
-                uri,
-                uri=True,
-                timeout=timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            # A WAL file in a folder we may not write has no -shm to map:
-            # read it as an immutable snapshot instead.
-            conn = sqlite3.connect(
-                f"{uri}&immutable=1",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        problem = _check(conn, path)
-        if problem is not None:
-            msg = f"cannot open the store {path} read-only: it {problem}."
-            raise StoreError(msg)
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        check_version(version, max(MIGRATIONS), path)
-        if not version:
-            msg = (
-                f"cannot open the store {path} read-only: it holds no calibration yet."
-            )
-            raise StoreError(msg)
-    except sqlite3.Error as err:
-        msg = f"cannot open the store {path} read-only: {err}"
-        raise StoreError(msg) from err
-    return conn
-
-
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    try:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        conn = sqlite3.connect(
-            path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    except sqlite3.Error as err:
-        msg = f"cannot open the store {path}: {err}"
-        raise StoreError(msg) from err
-    return conn
-
-
-def _check(conn: sqlite3.Connection, path: Path) -> str | None:
-    """Why the file is not ours (to move aside), or ``None`` if it is."""
-    try:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
-            )
-            if not name.startswith("sqlite_")
-        ]
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-    except sqlite3.DatabaseError as err:
-        # OperationalError (locked, I/O, cannot open) is a condition to report,
-        # not a verdict on the file; plain DatabaseError is NOTADB or CORRUPT.
-        if isinstance(err, sqlite3.OperationalError):
-            conn.close()
-            msg = f"cannot open the store {path}: {err}"
-            raise StoreError(msg) from err
-        return f"is not a readable SQLite database ({err})"
-    foreign = sorted(t for t in tables if not t.startswith(_PREFIX))
-    problem = None
-    if foreign:
-        problem = (
-            f"holds tables that are not langchain-tokencal's ({', '.join(foreign)})"
-        )
-    elif version and "tokencal_events" not in tables:
-        problem = f"has schema version {version} but no langchain-tokencal tables"
-    if problem is not None:
-        # A valid database of another program: its data is not ours to move.
-        conn.close()
-        msg = (
-            f"the store {path} is a SQLite database that {problem}; it is left "
-            "untouched. Point store= at a file of its own."
-        )
-        raise StoreError(msg)
-    return None

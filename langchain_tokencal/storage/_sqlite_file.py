@@ -29,6 +29,8 @@ __all__ = [
     "identity",
     "migrate",
     "move_aside",
+    "open_file",
+    "open_read_only",
     "rollback",
 ]
 
@@ -38,6 +40,10 @@ __all__ = [
 _SIDE_FILES: Final = ("-wal", "-shm", "-journal")
 # Longest lock wait accepted, in seconds (a day; sqlite3 wants a C int of ms).
 _MAX_TIMEOUT: Final = 86_400.0
+# Our tables' names start with this; any other table is a foreign program's.
+_PREFIX: Final = "tokencal_"
+# Opens that find a bad file before giving up (each moves one file aside).
+_ATTEMPTS: Final = 3
 
 
 def _migrate_to_1(conn: sqlite3.Connection) -> None:
@@ -69,9 +75,30 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Snapshots of the learned state, the leases of their writers, marks.
+
+    ``tokencal_marks`` holds ``snapshot`` (the cursor the snapshot covers)
+    and ``pruned`` (the highest id compaction deleted behind it).
+    """
+    conn.execute(
+        "CREATE TABLE tokencal_snapshots (model TEXT PRIMARY KEY,"
+        " state TEXT NOT NULL) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE tokencal_marks (name TEXT PRIMARY KEY,"
+        " value INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE tokencal_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+        " expires REAL NOT NULL) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
+    3: _migrate_to_3,
 }
 
 
@@ -208,3 +235,127 @@ def rollback(conn: sqlite3.Connection) -> None:
             conn.rollback()
         except sqlite3.Error:
             logger.debug("rollback failed", exc_info=True)
+
+
+def open_file(path: Path, timeout: float) -> sqlite3.Connection:
+    """Connect, moving a corrupt or foreign file aside, then migrate."""
+    for _ in range(_ATTEMPTS):
+        checked = create(path)
+        conn = _connect(path, timeout)
+        problem = _check(conn, path)
+        if problem is None:
+            break
+        conn.close()
+        # Another process may have repaired the file since we checked it:
+        # move aside only the very file we checked, then look again.
+        if identity(path) == checked:
+            move_aside(path, problem)
+    else:
+        msg = f"cannot open the store {path}: it {problem}, again after a repair."
+        raise StoreError(msg)
+    try:
+        # Checking first avoids taking the exclusive lock the switch needs on
+        # every open; WAL mode is persistent in the file.
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        migrate(conn, path)
+    except sqlite3.Error as err:
+        conn.close()
+        msg = f"cannot open the store {path}: {err}"
+        raise StoreError(msg) from err
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Connect with ``mode=ro``: nothing is created, repaired or migrated."""
+    uri = f"{path.as_uri()}?mode=ro"
+    try:
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL file in a folder we may not write has no -shm to map:
+            # read it as an immutable snapshot instead.
+            conn = sqlite3.connect(
+                f"{uri}&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        problem = _check(conn, path)
+        if problem is not None:
+            msg = f"cannot open the store {path} read-only: it {problem}."
+            raise StoreError(msg)
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        check_version(version, max(MIGRATIONS), path)
+        if not version:
+            msg = (
+                f"cannot open the store {path} read-only: it holds no calibration yet."
+            )
+            raise StoreError(msg)
+    except sqlite3.Error as err:
+        msg = f"cannot open the store {path} read-only: {err}"
+        raise StoreError(msg) from err
+    return conn
+
+
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    try:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        conn = sqlite3.connect(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    except sqlite3.Error as err:
+        msg = f"cannot open the store {path}: {err}"
+        raise StoreError(msg) from err
+    return conn
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> str | None:
+    """Why the file is not ours (to move aside), or ``None`` if it is."""
+    try:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+            )
+            if not name.startswith("sqlite_")
+        ]
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.DatabaseError as err:
+        # OperationalError (locked, I/O, cannot open) is a condition to report,
+        # not a verdict on the file; plain DatabaseError is NOTADB or CORRUPT.
+        if isinstance(err, sqlite3.OperationalError):
+            conn.close()
+            msg = f"cannot open the store {path}: {err}"
+            raise StoreError(msg) from err
+        return f"is not a readable SQLite database ({err})"
+    foreign = sorted(t for t in tables if not t.startswith(_PREFIX))
+    problem = None
+    if foreign:
+        problem = (
+            f"holds tables that are not langchain-tokencal's ({', '.join(foreign)})"
+        )
+    elif version and "tokencal_events" not in tables:
+        problem = f"has schema version {version} but no langchain-tokencal tables"
+    if problem is not None:
+        # A valid database of another program: its data is not ours to move.
+        conn.close()
+        msg = (
+            f"the store {path} is a SQLite database that {problem}; it is left "
+            "untouched. Point store= at a file of its own."
+        )
+        raise StoreError(msg)
+    return None

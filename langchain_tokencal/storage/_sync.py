@@ -14,28 +14,38 @@ and the store skips what a retried push had already applied. While the store
 is slow or down the queue is bounded: past `_QUEUE_LIMIT` items the oldest
 are dropped and counted (`StoreSync.dropped`, one warning per outage), and
 the thread retries with exponential backoff.
+
+Snapshots (stores that keep them, `supports_snapshots`): a new handler
+starts from the store's snapshot and reads only the events after it. Every
+``snapshot_every`` events read, a handler tries to take the ``snapshot``
+lease; the one that holds it keeps a `ShadowLike` fed the log in store
+order and writes its state as the next snapshot, which deletes the events
+the previous snapshot covered. So a store holds one snapshot and about two
+snapshots' worth of events, whatever its history. A handler that fell
+further behind than that (`CursorExpiredError`) starts again from the
+snapshot.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from langchain_tokencal.events import EventError, check_event
 from langchain_tokencal.storage._base import (
+    CursorExpiredError,
+    Snapshot,
     Store,
     StoreError,
-    UsageDelta,
-    apply_batch,
+    supports_snapshots,
 )
+from langchain_tokencal.storage._deferred import open_or_defer
 from langchain_tokencal.storage._memory import MemoryStore
 from langchain_tokencal.storage._outbox import Outbox
 from langchain_tokencal.storage._redact import redact_url
-from langchain_tokencal.storage._urls import open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -44,79 +54,42 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StoreSync", "open_or_defer"]
+__all__ = ["ShadowLike", "StoreSync", "open_or_defer"]
 
 # Items (events and usage increments) queued for the store while it is
 # unreachable; past this the oldest go, counted.
 _QUEUE_LIMIT = 100_000
 # Items per store transaction: bounded transactions and replies.
 _BATCH = 2_000
-# Events kept per model in the journal behind `save`.
+# Events kept in the journal behind `save`: per model, and in all (so that
+# memory stays bounded however many models a handler sees).
 _JOURNAL_PER_MODEL = 20_000
+_JOURNAL_TOTAL = 100_000
 # Backoff between failed attempts, in seconds.
 _BACKOFF_START = 0.5
 _BACKOFF_MAX = 60.0
+# The lease of the snapshot writer, renewed every round while held.
+_LEASE = "snapshot"
+_LEASE_SECONDS = 120.0
 
 
-class _DeferredStore:
-    """A store that could not be opened yet: each use tries to open it again."""
+class ShadowLike(Protocol):
+    """What writes snapshots: counters fed the log in store order."""
 
-    def __init__(self, target: str, url: str) -> None:
-        self._target = target
-        self.url = url
-        self._store: Store | None = None
+    base: str
+    cursor: str
 
-    def _open(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self._target)
-        return self._store
+    def load(self, snapshot: Snapshot | None, where: str) -> None:
+        """Start over from ``snapshot``."""
+        ...
 
-    def append(self, events: Sequence[LearnEvent]) -> None:
-        self._open().append(events)
+    def advance(self, events: Sequence[LearnEvent], cursor: str) -> None:
+        """Replay the next events of the log."""
+        ...
 
-    def apply_batch(
-        self, events: Sequence[LearnEvent], usage: Sequence[UsageDelta] = ()
-    ) -> None:
-        apply_batch(self._open(), events, usage)
-
-    def read(self, after: str = "") -> tuple[list[LearnEvent], str]:
-        return self._open().read(after)
-
-    def add_usage(self, model: str, totals: Sequence[int]) -> None:
-        self._open().add_usage(model, totals)
-
-    def usage(self) -> dict[str, list[int]]:
-        return self._open().usage()
-
-    def compact(self, keep: int) -> int:
-        return self._open().compact(keep)
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-
-def open_or_defer(target: str | Store | None) -> Store:
-    """Open a store; one that is unreachable now is opened on a later sync.
-
-    Raises:
-        ConfigError: On an unknown scheme.
-        StoreError: For a SQLite path that cannot be used (the user's path is
-            wrong, not a server down: fail loudly).
-    """
-    try:
-        return open_store(target)
-    except StoreError as err:
-        if (
-            not isinstance(target, str)
-            or target.startswith("sqlite:")
-            or importlib.util.find_spec("redis") is None
-        ):
-            # A wrong path or a missing package will not fix itself: say so now.
-            raise
-        # The first failed sync logs the one warning.
-        logger.debug("tokencal: store not opened yet: %s", err)
-        return _DeferredStore(target, redact_url(target))
+    def snapshot(self) -> Snapshot:
+        """The state as a snapshot at the cursor."""
+        ...
 
 
 class StoreSync:
@@ -131,6 +104,9 @@ class StoreSync:
         apply: Called with events from other processes, grouped in order, to
             replay them into counters.
         interval: Seconds between background pushes and pulls.
+        restore: Starts the owner's counters from a snapshot.
+        shadow: Makes the counters that build snapshots.
+        snapshot_every: Events read between snapshot attempts (0: never).
     """
 
     def __init__(
@@ -140,15 +116,28 @@ class StoreSync:
         apply: Callable[[Sequence[LearnEvent]], None],
         *,
         interval: float = 2.0,
+        restore: Callable[[Snapshot], None] | None = None,
+        shadow: Callable[[], ShadowLike] | None = None,
+        snapshot_every: int = 0,
     ) -> None:
         """Prepare replication; `start` begins it."""
         self.store = store
         self.origin = origin
-        self.journal = MemoryStore(max_events=_JOURNAL_PER_MODEL)
+        self.journal = MemoryStore(
+            max_events=_JOURNAL_PER_MODEL, max_total=_JOURNAL_TOTAL
+        )
         self.last_error: str | None = None
         self.outbox = Outbox(origin, limit=_QUEUE_LIMIT, batch=_BATCH)
         self._apply = apply
         self._interval = interval
+        self._restore = restore
+        self._make_shadow = shadow
+        self._snapshot_every = snapshot_every
+        self._shadow: ShadowLike | None = None
+        self._since = 0  # events read since the last snapshot attempt
+        self._loaded = False  # the store's snapshot was looked for
+        self.snapshots_written = 0
+        self.events_pruned = 0
         self._io_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._cursor = ""
@@ -241,6 +230,16 @@ class StoreSync:
             except Exception as err:  # noqa: BLE001 - a sync never raises into its caller
                 self._failed(store, err)
                 return False
+            try:
+                self._maybe_snapshot(store)
+            except Exception as err:  # noqa: BLE001 - the log is intact; retried later
+                self._shadow = None
+                logger.warning(
+                    "tokencal: could not write a snapshot to %s (%s); the events "
+                    "stay, and it is tried again later",
+                    redact_url(store.url),
+                    err,
+                )
         if self._failing:
             logger.info("tokencal: store %s reachable again", redact_url(store.url))
         self._failing = False
@@ -293,7 +292,25 @@ class StoreSync:
     # -- I/O ----------------------------------------------------------------
 
     def _pull(self, store: Store) -> None:
-        events, cursor = store.read(self._cursor)
+        if not self._loaded:
+            self._loaded = True
+            if not self._cursor:
+                self._load_snapshot(store)
+        try:
+            events, cursor = store.read(self._cursor)
+        except CursorExpiredError:
+            logger.warning(
+                "tokencal: fell behind the compaction of %s; starting again from "
+                "its snapshot",
+                redact_url(store.url),
+            )
+            self._shadow = None
+            self._load_snapshot(store)
+            events, cursor = store.read(self._cursor)
+        self._since += len(events)
+        shadow = self._shadow
+        if shadow is not None and shadow.cursor == self._cursor:
+            shadow.advance(events, cursor)  # the same events, in store order
         self._cursor = cursor
         echo = self.outbox.echo
         foreign = []
@@ -308,6 +325,44 @@ class StoreSync:
         if foreign:
             self._apply(foreign)
             self.journal.append(foreign)
+
+    def _load_snapshot(self, store: Store) -> None:
+        """Start the owner's counters from the store's snapshot, if it has one."""
+        if self._restore is None or not supports_snapshots(store):
+            return
+        snapshot = store.read_snapshot()
+        if snapshot is not None:
+            self._restore(snapshot)
+            self._cursor = snapshot.cursor
+
+    def _maybe_snapshot(self, store: Store) -> None:
+        """Write the next snapshot when enough events came and the lease is ours."""
+        make = self._make_shadow
+        if make is None or not self._snapshot_every or not supports_snapshots(store):
+            return
+        if self._shadow is None and self._since < self._snapshot_every:
+            return
+        if not store.take_lease(_LEASE, self.origin, _LEASE_SECONDS):
+            self._shadow, self._since = None, 0  # another process writes them
+            return
+        shadow = self._shadow
+        if shadow is None:
+            shadow = make()
+            shadow.load(store.read_snapshot(), redact_url(store.url))
+            self._shadow = shadow
+        if shadow.cursor != self._cursor:
+            events, cursor = store.read(shadow.cursor)
+            shadow.advance(events, cursor)
+        if self._since < self._snapshot_every or shadow.cursor == shadow.base:
+            return
+        self._since = 0
+        pruned = store.write_snapshot(shadow.snapshot(), shadow.base)
+        if pruned is None:
+            self._shadow = None  # another writer came first: rebuild from theirs
+            return
+        shadow.base = shadow.cursor
+        self.snapshots_written += 1
+        self.events_pruned += pruned
 
     def _round(self) -> float:
         """One background round; the seconds to wait before the next."""

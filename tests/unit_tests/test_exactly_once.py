@@ -288,7 +288,7 @@ class TestSQLiteIdentity:
             events, _ = store.read()
         assert [e.origin for e in events] == ["old", "o"]
         with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (3,)
 
 
 def start_redis(folder: Path, port: int) -> subprocess.Popen[bytes]:

@@ -16,7 +16,13 @@ import pytest
 
 from langchain_tokencal import TokenCalibrationHandler
 from langchain_tokencal.events import encode_event
-from langchain_tokencal.storage import SQLiteStore, Store, StoreError, open_store
+from langchain_tokencal.storage import (
+    SQLiteStore,
+    Store,
+    StoreError,
+    _sqlite_file,
+    open_store,
+)
 from langchain_tokencal.storage import _sqlite as _sqlite_store
 from tests.unit_tests.test_storage import (
     CANARY,
@@ -147,7 +153,7 @@ class TestSQLiteFile:
             SQLiteStore(tmp_path)
 
     def test_holds_only_events_and_usage(self, path: Path) -> None:
-        """The file holds our three tables, with each event's encoded line."""
+        """The file holds our tables only, with each event's encoded line."""
         with closing(SQLiteStore(path)) as store:
             store.append(CANARY_EVENTS)
             store.add_usage("gpt-4o", [120, 30, 150, 0, 0, 0, 0, 0])
@@ -160,6 +166,9 @@ class TestSQLiteFile:
                 "tokencal_events_by_uid",
                 "tokencal_origins",
                 "tokencal_usage",
+                "tokencal_snapshots",
+                "tokencal_marks",
+                "tokencal_leases",
                 "sqlite_sequence",
             }
             rows = conn.execute("SELECT model, line FROM tokencal_events").fetchall()
@@ -227,7 +236,7 @@ class TestSQLiteRepair:
     ) -> None:
         """A file another process put in place after our check is not moved aside."""
         path.write_bytes(b"garbage" * 100)
-        real_check = _sqlite_store._check
+        real_check = _sqlite_file._check
 
         def racing(conn: sqlite3.Connection, checked: Path) -> str | None:
             problem = real_check(conn, checked)
@@ -239,7 +248,7 @@ class TestSQLiteRepair:
                     other.append([ev(7)])
             return problem
 
-        monkeypatch.setattr(_sqlite_store, "_check", racing)
+        monkeypatch.setattr(_sqlite_file, "_check", racing)
         with closing(SQLiteStore(path)) as store:
             assert store.read()[0] == [ev(7)]
         assert moved_aside(path) == []
@@ -248,7 +257,7 @@ class TestSQLiteRepair:
         self, path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A file that is bad after every repair raises StoreError instead of looping."""
-        monkeypatch.setattr(_sqlite_store, "_check", lambda conn, path: "is cursed")
+        monkeypatch.setattr(_sqlite_file, "_check", lambda conn, path: "is cursed")
         with pytest.raises(StoreError, match="is cursed"):
             SQLiteStore(path)
         assert moved_aside(path)  # it tried a repair, and then stopped

@@ -402,3 +402,26 @@ class TestImportCommand:
         assert "nothing to import" in capsys.readouterr().out
         with closing(SQLiteStore(tmp_path / "calibration.db")) as store:
             assert [e.kind for e in store.read()[0]] == ["meta"]
+
+
+class TestOddInput:
+    """A cyclic tool schema and a computed total beyond the bound."""
+
+    def test_cyclic_tool_schema(self) -> None:
+        """A schema inside itself is a ConfigError naming the fix, no RecursionError."""
+        schema: dict[str, Any] = {"type": "object", "properties": {}}
+        schema["properties"]["self"] = schema
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        handler = TokenCalibrationHandler()
+        for model in ("gpt-4o", "claude-sonnet-4-5"):
+            with pytest.raises(ConfigError, match="cyclic"):
+                handler.count_messages(HISTORY, model=model, tools=[tool])
+
+    def test_computed_total_is_bounded(self) -> None:
+        """Input and output that sum past 1e9 are refused like a reported total."""
+        from langchain_tokencal import parse_usage  # noqa: PLC0415
+
+        big = {"prompt_tokens": 600_000_000, "completion_tokens": 600_000_000}
+        assert parse_usage(big) is None
+        assert parse_usage({**big, "total_tokens": 1_200_000_000}) is None
+        assert parse_usage({"prompt_tokens": 6, "completion_tokens": 7}) is not None
