@@ -12,7 +12,7 @@ ifeq ($(origin TIKTOKEN_CACHE_DIR), undefined)
   endif
 endif
 
-.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed bench-agents clean
+.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed bench-agents bench-soak clean
 
 help:  ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-speed: $(BENCH_STAMP)  ## Speed ratios against tiktoken, langchain-core an
 
 bench-agents: $(BENCH_STAMP)  ## When agent summarization and context editing fire, by counter (QUICK=1 for a smoke run).
 	$(ENCODINGS) $(BIN)/python -m benchmarks.agents $(if $(QUICK),--quick)
+
+bench-soak: $(BENCH_STAMP)  ## Stores at 1M reports, memory over 1,000 models, count latency under 16 busy threads (QUICK=1 for a smoke run).
+	$(ENCODINGS) $(BIN)/python -m benchmarks.soak $(if $(QUICK),--quick)
 
 demo: $(STAMP)  ## Run the main job: a simulated session, calibrated live.
 	$(ENCODINGS) $(BIN)/python -m langchain_tokencal demo

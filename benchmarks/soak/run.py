@@ -12,6 +12,9 @@ Three sections, each printed as a table and written to
   replayed): write time, events kept, size, a new handler's start-up time
   and memory.
 
+- ``fuzz``: `benchmarks.soak.fuzz`, a million mutated payloads, event lines,
+  events and snapshots through the decoders; unexpected exceptions counted.
+
 ``--quick`` shrinks every section for a smoke run (a minute or so).
 """
 
@@ -24,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.soak import latency, models, stores
+from benchmarks.soak import fuzz, latency, models, stores
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "soak.json"
 
@@ -51,8 +54,8 @@ def _models(n_models: int, reports: int) -> dict[str, Any]:
     r = models.run(n_models, reports)
     print(
         f"{r.seconds:.0f} s; resident memory +{r.rss_end_mb - r.rss_start_mb:.0f} MB "
-        f"({r.per_model_kb:.0f} KB per model); by tenths of the models: "
-        + ", ".join(f"+{x:.0f}" for x in r.curve_mb)
+        f"({r.per_model_kb:.0f} KB per model; {r.live} live, {r.parked} parked); "
+        "by tenths of the models: " + ", ".join(f"+{x:.0f}" for x in r.curve_mb)
     )
     return asdict(r)
 
@@ -89,12 +92,21 @@ def _stores(
     return rows
 
 
+def _fuzz(total: int) -> list[dict[str, Any]]:
+    print(f"\nfuzz: {total:,} mutated inputs")
+    print(f"{'kind':<10} {'inputs':>9} {'accepted':>9} {'unexpected':>10} {'s':>7}")
+    runs = fuzz.run(total)
+    for line in fuzz.examples(runs):
+        print(line)
+    return [asdict(r) for r in runs]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sections asked for, print the tables, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument(
-        "--only", choices=("latency", "models", "stores"), action="append"
+        "--only", choices=("latency", "models", "stores", "fuzz"), action="append"
     )
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=None)
@@ -107,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="reports in the stores without snapshots (whole-log replay)",
     )
+    parser.add_argument("--fuzz-inputs", type=int, default=None)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     quick = args.quick
-    sections = args.only or ["latency", "models", "stores"]
+    sections = args.only or ["latency", "models", "stores", "fuzz"]
     started = time.perf_counter()
     out: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -132,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         if replay is None:
             replay = min(n, 5_000 if quick else 200_000)
         out["stores"] = _stores(n, replay, 500)
+    if "fuzz" in sections:
+        out["fuzz"] = _fuzz(args.fuzz_inputs or (4_000 if quick else 1_000_000))
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(f"\ntime: {out['seconds']:.0f} s")
     args.output.parent.mkdir(parents=True, exist_ok=True)

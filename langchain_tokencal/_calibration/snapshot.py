@@ -81,12 +81,14 @@ def restore_state(state: CounterState, data: Mapping[str, Any]) -> None:
     # Both restore themselves all or nothing; the ledger goes second, so a
     # refused ledger leaves the regression to be reset below.
     before = state.calibrator.export()
-    state.calibrator.restore(data["calibrator"])
+    part = "regression"
     try:
+        state.calibrator.restore(data["calibrator"])
+        part = "ledger"
         state.ledger.restore(data["ledger"])
-    except (TypeError, KeyError, ValueError, OverflowError) as err:
+    except (TypeError, KeyError, ValueError, OverflowError, AttributeError) as err:
         state.calibrator.restore(before)
-        msg = f"a malformed snapshot ledger ({err})"
+        msg = f"a malformed snapshot {part} ({type(err).__name__}: {err})"
         raise ValueError(msg) from err
     for window, values in zip(state.zscores, zscores, strict=True):
         window.clear()

@@ -283,6 +283,9 @@ class TestDamagedSnapshots:
             (("calibrator", "ata"), [float("nan")]),
             (("errors",), [1e300, 0.0]),
             (("rejected",), {"x": -1}),
+            (("calibrator",), 5.0),
+            (("ledger",), [1, 2]),
+            (("calibrator", "active"), [99]),
         ):
             bad = json.loads(json.dumps(good))
             target = bad
