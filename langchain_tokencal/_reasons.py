@@ -24,6 +24,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "MODEL_ERROR",
     "MULTIMODAL",
+    "NEVER_ENDED",
     "NO_USAGE",
     "ODD_CHUNK",
     "REASONS",
@@ -48,6 +49,7 @@ Reason = Literal[
     "stream without input tokens",
     "odd streamed usage",
     "learning backlog full",
+    "never ended",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -83,6 +85,11 @@ the chunk was ignored and the run billed from the rest."""
 BACKLOG: Final[Reason] = "learning backlog full"
 """Reports arrived faster than anything learned them; the oldest waiting
 were dropped (billed, not learned from)."""
+
+NEVER_ENDED: Final[Reason] = "never ended"
+"""A run started and never reported an end or an error before ``pending_ttl``
+(a cancelled ``ainvoke``, a crashed worker) or was pushed out by
+``pending_size`` newer runs: nothing to bill or learn."""
 
 REASONS: Final[frozenset[str]] = frozenset(get_args(Reason))
 """Every known reason."""

@@ -19,6 +19,7 @@ from langchain_tokencal._callbacks.registry import CounterRegistry
 from langchain_tokencal._callbacks.runs import PendingRuns
 from langchain_tokencal._callbacks.settle import Settler
 from langchain_tokencal._callbacks.shadow import Shadow
+from langchain_tokencal._reasons import NEVER_ENDED
 from langchain_tokencal._reporting import check_health, stats_frame, stats_html
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.events import read_events, write_events
@@ -174,6 +175,12 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
     def _settle_ended(self) -> None:
         """Settle every queued run (before any read, and before a store push)."""
         self._settler.settle_ended(raise_error=self.raise_error)
+        if self._pending.lost:
+            # Runs that will never end are counted where a reader sees them.
+            for model, n in self._pending.take_lost().items():
+                counter = self._registry.counter_for(model)
+                for _ in range(n):
+                    counter.reject(NEVER_ENDED)
 
     def _learn_queued(self) -> None:
         """Settle every queued run and learn from every queued report."""
@@ -349,6 +356,7 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
 
     def stats(self) -> dict[str, ModelStats]:
         """Per-model calibration statistics (frozen snapshots)."""
+        self._pending.purge_expired()  # runs that will never end are counted
         self._settle_ended()
         return {name: c.stats() for name, c in sorted(self._counters.items())}
 

@@ -33,6 +33,8 @@ class Parking:
 
     Args:
         budget: Bytes of compressed state kept; past it the oldest go.
+            ``None`` keeps every state (the snapshot writer's, whose
+            snapshot must hold every model).
 
     Example:
         ```python
@@ -44,7 +46,7 @@ class Parking:
         ```
     """
 
-    def __init__(self, budget: int = PARKED_BYTES) -> None:
+    def __init__(self, budget: int | None = PARKED_BYTES) -> None:
         """Start with nothing parked."""
         self._budget = budget
         self._states: OrderedDict[str, bytes] = OrderedDict()
@@ -61,7 +63,8 @@ class Parking:
         self._states[model] = packed
         self._bytes += len(packed)
         self.parked += 1
-        while self._bytes > self._budget and self._states:
+        budget = self._budget
+        while budget is not None and self._bytes > budget and self._states:
             gone, state = self._states.popitem(last=False)
             self._bytes -= len(state)
             if not self.dropped:
@@ -69,7 +72,7 @@ class Parking:
                     "tokencal: more idle models than memory for their parked "
                     "calibration (%d MB); the least recently used (first: %r) "
                     "learn again from their next reports",
-                    self._budget // (1024 * 1024),
+                    budget // (1024 * 1024),
                     gone,
                 )
             self.dropped += 1
@@ -81,6 +84,12 @@ class Parking:
             return None
         self._bytes -= len(packed)
         return zlib.decompress(packed).decode("utf-8")
+
+    def documents(self) -> list[tuple[str, str]]:
+        """Every parked model and its document, oldest first (nothing removed)."""
+        return [
+            (m, zlib.decompress(p).decode("utf-8")) for m, p in self._states.items()
+        ]
 
     def __len__(self) -> int:
         """Models parked now."""

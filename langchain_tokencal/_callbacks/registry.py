@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from langchain_tokencal._calibration import CalibratedCounter
-from langchain_tokencal._callbacks.parking import Parking
+from langchain_tokencal._callbacks.parking import PARKED_BYTES, Parking
 from langchain_tokencal._callbacks.snapshots import build_counters, encode_counter
 from langchain_tokencal._providers import canonical_label, snapshot_of
 from langchain_tokencal.errors import ConfigError
@@ -77,6 +77,7 @@ class CounterRegistry:
         clock: Callable[[], float] | None = None,
         *,
         limit: int | None = None,
+        parking_budget: int | None = PARKED_BYTES,
     ) -> None:
         """Create an empty registry (``limit``: live counters, else no bound)."""
         self._config = config
@@ -91,7 +92,7 @@ class CounterRegistry:
         self._limit = limit
         self._tick = itertools.count()
         self._used: dict[str, int] = {}
-        self.parking = Parking()
+        self.parking = Parking(parking_budget)
 
     def counter_for(
         self, model: str, provider: str | None = None, *, announce: bool = True
@@ -256,11 +257,20 @@ class CounterRegistry:
         A model's counter is replaced whole: what it learned is in the
         snapshot or in the events after it, which are replayed next.
         """
-        built = build_counters(snapshot.states, self._new, where)
+        states = snapshot.states
+        live = states
+        if self._limit is not None and len(states) > self._limit:
+            # Past the limit, the documents are parked as they are: they are
+            # what parking keeps, and are checked when a model is used.
+            live = dict(itertools.islice(states.items(), self._limit))
+        built = build_counters(live, self._new, where)
         with self._lock:
             self.counters.update(built)
-            for model in built:
+            for model, document in states.items():
                 self.parking.take(model)  # superseded by the snapshot
+                if model not in live:
+                    self.counters.pop(model, None)
+                    self.parking.park(model, document)
 
     def flush(self) -> None:
         """Learn from every observation the counters have queued."""

@@ -86,7 +86,7 @@ class PendingRuns:
         ```
     """
 
-    __slots__ = ("_clock", "_data", "_lock", "_max_size", "_ttl")
+    __slots__ = ("_clock", "_data", "_lock", "_max_size", "_ttl", "lost")
 
     def __init__(
         self,
@@ -103,6 +103,8 @@ class PendingRuns:
         self._lock = threading.Lock()
         # Insertion order is start order: the first key is the oldest run.
         self._data: dict[UUID, tuple[Pending, float]] = {}
+        # Runs dropped by age or size, by model, until `take_lost`.
+        self.lost: dict[str, int] = {}
 
     def put(self, run_id: UUID, pending: Pending) -> None:
         """Record a started run, dropping the oldest beyond ``max_size``."""
@@ -115,6 +117,7 @@ class PendingRuns:
         """Take a run's record: ``None`` if unknown or older than ``ttl``."""
         entry = self._data.pop(run_id, None)
         if entry is None or self._expired(entry):
+            # An expired run that ends now did end: it is not counted lost.
             return None
         return entry[0]
 
@@ -131,9 +134,24 @@ class PendingRuns:
             return 0
         with self._lock:
             old = [k for k, entry in list(self._data.items()) if self._expired(entry)]
-            for run_id in old:
-                self._data.pop(run_id, None)
+            gone = [e for e in (self._data.pop(k, None) for k in old) if e is not None]
+        self._lose(gone)
         return len(old)
+
+    def take_lost(self) -> dict[str, int]:
+        """The runs dropped since the last call, by model, and forget them."""
+        with self._lock:
+            lost, self.lost = self.lost, {}
+        return lost
+
+    def _lose(self, entries: Sequence[tuple[Pending, float]]) -> None:
+        """Count runs that will never end, by model (rare: takes the lock)."""
+        if not entries:
+            return
+        with self._lock:
+            lost = self.lost
+            for pending, _ in entries:
+                lost[pending.model] = lost.get(pending.model, 0) + 1
 
     def __len__(self) -> int:
         """Runs recorded (expired ones included until purged or taken)."""
@@ -150,4 +168,7 @@ class PendingRuns:
                     oldest = next(iter(data))
                 except (StopIteration, RuntimeError):  # changed meanwhile: retry
                     continue
-                data.pop(oldest, None)
+                entry = data.pop(oldest, None)
+                if entry is not None:
+                    model = entry[0].model
+                    self.lost[model] = self.lost.get(model, 0) + 1

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from langchain_tokencal._callbacks.parking import Parking
 from langchain_tokencal._callbacks.registry import CounterRegistry
-from langchain_tokencal._callbacks.snapshots import build_counters, encode_counter
+from langchain_tokencal._callbacks.snapshots import encode_counter
 from langchain_tokencal.storage import Snapshot
 
 if TYPE_CHECKING:
@@ -48,19 +49,27 @@ class Shadow:
         self, config: CounterConfig, clock: Callable[[], float] | None
     ) -> None:
         """Start with no snapshot and nothing replayed."""
-        self._registry = CounterRegistry(config, "", _discard, clock)
+        # Bounded like a handler's live counters, but a parked state is never
+        # dropped: the snapshot holds every model.
+        self._registry = CounterRegistry(
+            config,
+            "",
+            _discard,
+            clock,
+            limit=config.max_models,
+            parking_budget=None,
+        )
         # The snapshot the counters started from, and the last event fed.
         self.base = ""
         self.cursor = ""
 
     def load(self, snapshot: Snapshot | None, where: str) -> None:
         """Start over from ``snapshot`` (``None``: from nothing)."""
-        counters = self._registry.counters
-        counters.clear()
+        registry = self._registry
+        registry.counters.clear()
+        registry.parking = Parking(None)
         if snapshot is not None:
-            counters.update(
-                build_counters(snapshot.states, self._registry.counter_for, where)
-            )
+            registry.restore(snapshot, where)
         self.base = self.cursor = snapshot.cursor if snapshot is not None else ""
 
     def advance(self, events: Sequence[LearnEvent], cursor: str) -> None:
@@ -71,10 +80,12 @@ class Shadow:
 
     def snapshot(self) -> Snapshot:
         """The counters' state as a snapshot at the cursor."""
-        counters = self._registry.counters
-        return Snapshot(
-            self.cursor, {m: encode_counter(c) for m, c in counters.items()}
+        registry = self._registry
+        states = dict(registry.parking.documents())
+        states.update(
+            (m, encode_counter(c)) for m, c in list(registry.counters.items())
         )
+        return Snapshot(self.cursor, states)
 
 
 def _discard(events: Sequence[LearnEvent]) -> None:

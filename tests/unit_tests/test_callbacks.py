@@ -635,6 +635,9 @@ class TestErrors:
         assert handler.pending_runs == 1
         now[0] = 61.0
         assert handler.pending_runs == 0
+        # The lost run is counted where stats and health show it.
+        (stats,) = handler.stats().values()
+        assert stats.rejected.get("never ended") == 1
 
     def test_pending_runs_are_bounded_by_size(self):
         """Many cancelled runs never hold more than pending_size entries."""
@@ -655,6 +658,8 @@ class TestErrors:
 
         asyncio.run(cancel_many())
         assert handler.pending_runs == 8
+        (stats,) = handler.stats().values()
+        assert stats.rejected.get("never ended") == 12
 
     def test_late_end_is_billed_under_the_model_key(self):
         """An end whose start expired is billed under the configured model key."""

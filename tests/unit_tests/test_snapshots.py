@@ -325,3 +325,83 @@ class TestSettings:
         with closing(SQLiteStore(path)) as store:
             assert store.read_snapshot() is None
             assert len(store.read()[0]) == kept
+
+
+class TestFastFill:
+    """Learning as fast as one thread can loses no report, snapshots or not."""
+
+    @pytest.mark.parametrize("every", [0, 1000])
+    def test_every_report_reaches_the_store(self, tmp_path: Path, every: int) -> None:
+        """5,000 reports in a tight loop: none dropped, all loaded by a new handler."""
+        url = f"sqlite:///{tmp_path / 'fill.db'}"
+        handler = TokenCalibrationHandler(store=url, snapshot_every=every)
+        for i in range(5000):
+            prompt = [SYSTEM, HumanMessage(f"q {i} " + "w " * (i % 13))]
+            handler.observe(
+                prompt, {"input_tokens": 90 + i % 13, "output_tokens": 3}, MODEL
+            )
+        handler.close()
+        assert handler._sync.dropped == 0
+        fresh = TokenCalibrationHandler(store=url, snapshot_every=0)
+        try:
+            assert fresh.stats()[MODEL].observations == 5000
+        finally:
+            fresh.close()
+
+
+class TestManyModels:
+    """Snapshots and restores respect max_models and keep every model."""
+
+    def test_snapshot_of_parked_models(self, make_store: Callable[..., Any]) -> None:
+        """A writer with max_models=3 snapshots all 8 models; a reader restores them."""
+        url, store = make_store("many")
+        events: list[LearnEvent] = []
+        for m in range(8):
+            counter = create_counter(f"model-{m}", "anthropic")
+            counter.listener = events.extend
+            counter.origin = "elsewhere"
+            for i in range(6):
+                prompt = [SYSTEM, HumanMessage(f"m{m} q{i} " + "w " * i)]
+                counter.observe(prompt, 90 + 5 * i + m)
+            counter.flush()
+        events = [replace_seq(e, n) for n, e in enumerate(events, 1)]
+        with closing(store):
+            feed(store, events)
+            w = TokenCalibrationHandler(
+                store=url, snapshot_every=10, sync_interval=3600, max_models=3
+            )
+            try:
+                w._sync._since = 10**6  # as if many events had come
+                assert w._sync.sync()
+                assert w._sync.snapshots_written == 1
+            finally:
+                w.close()
+            snapshot = store.read_snapshot()  # type: ignore[attr-defined]
+            assert snapshot is not None
+            assert len(snapshot.states) == 8
+        reader = TokenCalibrationHandler(store=url, snapshot_every=0, max_models=3)
+        full = TokenCalibrationHandler(snapshot_every=0, max_models=100)
+        full._sync.ingest(events, publish=False)
+        try:
+            assert len(reader._registry.counters) == 3
+            assert len(reader._registry.parking) == 5
+            for m in range(8):
+                probe = [SYSTEM, HumanMessage(f"m{m} q2 w w ")]
+                a = reader.estimate(probe, model=f"model-{m}")
+                b = full.estimate(probe, model=f"model-{m}")
+                assert (a.tokens, a.low, a.high, a.source) == (
+                    b.tokens,
+                    b.low,
+                    b.high,
+                    b.source,
+                )
+        finally:
+            reader.close()
+            full.close()
+
+
+def replace_seq(event: LearnEvent, seq: int) -> LearnEvent:
+    """``event`` with sequence number ``seq``."""
+    return LearnEvent(
+        event.model, event.kind, event.values, event.origin, event.at, seq
+    )
