@@ -8,6 +8,7 @@ is a few lines that settle what is queued, then delegate.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from langchain_tokencal.storage import Snapshot, Store
 
 __all__ = ["TokenCalibrationHandler"]
+
+logger = logging.getLogger(__name__)
 
 
 class TokenCalibrationHandler(CountingMethods, CallbackHooks):
@@ -314,9 +317,10 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         The file holds what the counters learned (and replayed), as events:
         numbers and hashes, never prompt text; the newest 20,000 per model and
         100,000 in all, so that memory stays bounded (a store keeps the rest).
-        Events a handler started from a store's snapshot did not replay are
-        not in it. It is written to a temporary file first and moved into
-        place, so a crash leaves the old file.
+        A handler started from a store's snapshot did not replay the events
+        before it: they are not in the file (a warning says so). It is
+        written to a temporary file first and moved into place, so a crash
+        leaves the old file.
 
         Returns:
             The number of events written.
@@ -333,6 +337,14 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         self._settle_ended()
         self._registry.flush()
         events, _ = self._sync.journal.read()
+        if self._sync.restored_from is not None:
+            logger.warning(
+                "tokencal: this handler started from its store's snapshot; %s "
+                "holds what was learned and replayed after it, not the snapshot. "
+                "To move all of it, copy the store itself (the SQLite file, or the "
+                "Redis keys under its prefix).",
+                path,
+            )
         return write_events(path, events)
 
     @classmethod

@@ -138,6 +138,8 @@ class StoreSync:
         self._loaded = False  # the store's snapshot was looked for
         self.snapshots_written = 0
         self.events_pruned = 0
+        # The cursor of the snapshot the owner started from (journal: after it).
+        self.restored_from: str | None = None
         self._io_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._cursor = ""
@@ -334,6 +336,7 @@ class StoreSync:
         if snapshot is not None:
             self._restore(snapshot)
             self._cursor = snapshot.cursor
+            self.restored_from = snapshot.cursor
 
     def _maybe_snapshot(self, store: Store) -> None:
         """Write the next snapshot when enough events came and the lease is ours."""

@@ -405,3 +405,23 @@ def replace_seq(event: LearnEvent, seq: int) -> LearnEvent:
     return LearnEvent(
         event.model, event.kind, event.values, event.origin, event.at, seq
     )
+
+
+class TestSaveAfterSnapshot:
+    """save() from a handler started on a snapshot says what the file lacks."""
+
+    def test_warns(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        """The warning names the file and the remedy: copy the store."""
+        url = f"sqlite:///{tmp_path / 's.db'}"
+        with closing(SQLiteStore(tmp_path / "s.db")) as store:
+            feed(store, learned_events(20, seed=6))
+            w = writer(url, every=5)
+            w._sync._since = 10**6
+            assert w._sync.sync()
+            w.close()
+        handler = writer(url, every=0)
+        try:
+            handler.save(tmp_path / "out.jsonl")
+        finally:
+            handler.close()
+        assert "copy the store itself" in caplog.text
