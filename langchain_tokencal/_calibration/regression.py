@@ -102,6 +102,9 @@ _MIN_FOR_HUBER = 8
 # stored * scale); when the scale falls below this it is folded back in, long
 # before stored values could approach overflow.
 _RESCALE_BELOW = 1e-64
+# Largest coefficient a restored calibrator may solve to (tokens or rates):
+# a server-side prompt of millions of tokens is already absurd.
+_MAX_COEFFICIENT = 1e7
 # Smallest Cholesky pivot, in true units.
 _PIVOT_FLOOR = 1e-12
 
@@ -343,8 +346,35 @@ class Calibrator:
         if len(ata) != tri(len(active), 0) or len(atb) != len(active) or scale <= 0:
             msg = "normal equations of the wrong size"
             raise ValueError(msg)
+        if not scale <= 1.0:
+            msg = "a forgetting scale above 1"
+            raise ValueError(msg)
         scaled = [_finite(v) for v in data["scaled"]][-_SCALE_WINDOW:]
         points, downweighted = int(data["points"]), int(data["downweighted"])
+        before = self.export() if self.points else None
+        self._assign(active, (ata, atb, scale), scaled, (points, downweighted))
+        if not all(
+            math.isfinite(c) and abs(c) <= _MAX_COEFFICIENT for c in self.coefficients
+        ):
+            # Statistics no run of reports could produce (a crafted store):
+            # refused whole, the calibrator left as it was.
+            if before is None:
+                self._assign([], ([], [], 1.0), [], (0, 0))
+            else:
+                self.restore(before)
+            msg = "statistics whose solution is not finite or absurdly large"
+            raise ValueError(msg)
+
+    def _assign(
+        self,
+        active: list[int],
+        equations: tuple[list[float], list[float], float],
+        scaled: list[float],
+        counts: tuple[int, int],
+    ) -> None:
+        """Replace the statistics (checked by `restore`) and solve."""
+        ata, atb, scale = equations
+        points, downweighted = counts
         self._active, self._idle = (), tuple(range(N_COEFFICIENTS))
         self._kernels = None
         if active:

@@ -425,3 +425,26 @@ class TestSaveAfterSnapshot:
         finally:
             handler.close()
         assert "copy the store itself" in caplog.text
+
+
+class TestCraftedStatistics:
+    """Finite statistics whose solution is not are refused whole."""
+
+    def test_unsolvable_regression(self) -> None:
+        """Tiny normal equations with a huge right side: ValueError, unchanged."""
+        counter = create_counter(MODEL)
+        for i in range(5):
+            counter.observe([HumanMessage("hello there " * (i + 1))], 30 + 9 * i)
+        good = counter.export()
+        bad = json.loads(json.dumps(good))
+        cal = bad["calibrator"]
+        cal["ata"] = [1e-300] * len(cal["ata"])
+        cal["atb"] = [1e300] * len(cal["atb"])
+        cal["scale"] = 1.0
+        fresh = create_counter(MODEL)
+        before = fresh.export()
+        with pytest.raises(ValueError, match="not finite or absurdly large"):
+            fresh.restore(bad)
+        assert fresh.export() == before
+        est = fresh.estimate([HumanMessage("hello there")])
+        assert est.tokens >= 0
