@@ -25,13 +25,13 @@ from pathlib import Path
 import tiktoken
 from langchain_openai import ChatOpenAI
 
-from benchmarks.speed import counting, memory, overhead, timing
+from benchmarks.speed import counting, exact, memory, overhead, timing
 from benchmarks.speed.corpus import Corpus
 from benchmarks.speed.profiling import failing_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "speed.json"
-PARTS = ("seen", "new", "trim", "overhead", "memory")
+PARTS = ("seen", "new", "trim", "overhead", "memory", "exact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         if not bounded:
             out.failing.append("memory/bounds")
 
+    if "exact" in parts:
+        history = corpus.history(min(cfg.sizes))
+        for table in exact.run(history, cfg.seen_reps, cfg.min_sample_ns, out):
+            _emit(table, tables)
+
     summary = _summary(out.worst, loop_ratios)
     elapsed = time.perf_counter() - started
     print(summary)
@@ -336,6 +341,12 @@ def _summary(worst: dict[str, float], loop: dict[str, float]) -> str:
         f"8k={x('invoke 8k', 2)} ainvoke short={x('ainvoke short', 2)} "
         f"8k={x('ainvoke 8k', 2)} memo={memo}"
     )
+    if "exact-new-vs-floor" in worst:
+        line += (
+            f" | exact counters new-vs-floor={x('exact-new-vs-floor', 2)} "
+            f"seen-vs-approx={x('exact-seen-vs-approx', 2)} "
+            f"grown-vs-floor={x('exact-grown-vs-floor', 2)}"
+        )
     if loop:
         line += (
             f" | loop on-call invoke short={x('invoke short', 2, loop)} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
@@ -153,6 +154,54 @@ def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return out
 
 
+_Files = tuple[Any, Any, dict[str, Any], Any]
+_files: dict[tuple[str, int, int], _Files] = {}
+_files_lock = threading.Lock()
+
+
+def _load(folder: Path) -> _Files:
+    """Tokenizer, compiled template, variables and splitter of a folder, once.
+
+    Loading a ``tokenizer.json`` takes a few hundred milliseconds; every
+    counter of the process that uses the same files (same size and time)
+    shares them (`tokenizers` tokenizers and jinja2 templates are thread-safe).
+
+    Raises:
+        ValueError: If the folder has no chat template.
+    """
+    from tokenizers import Tokenizer  # noqa: PLC0415 - optional extra
+
+    path = folder / "tokenizer.json"
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _files_lock:
+        found = _files.get(key)
+        if found is not None:
+            return found
+        template, variables = load_template(folder)
+        if template is None:
+            msg = f"{folder} has no chat template (tokenizer_config.json)"
+            raise ValueError(msg)
+        tokenizer = Tokenizer.from_file(str(path))
+        added = sorted(
+            (t.content for t in tokenizer.get_added_tokens_decoder().values()),
+            key=len,
+            reverse=True,
+        )
+        split = (
+            re.compile("(" + "|".join(map(re.escape, added)) + ")").split
+            if added
+            else None
+        )
+        found = _files[key] = (
+            tokenizer,
+            _environment().from_string(template),
+            variables,
+            split,
+        )
+        return found
+
+
 class HFTemplateCounter(RenderedCounter):
     """Exact counts with a model's ``tokenizer.json`` and chat template.
 
@@ -192,23 +241,8 @@ class HFTemplateCounter(RenderedCounter):
         except ImportError as err:
             msg = f"Counting {model!r} exactly needs tokenizers: {INSTALL_HINT}"
             raise ImportError(msg) from err
-        template, variables = load_template(folder)
-        if template is None:
-            msg = f"{folder} has no chat template (tokenizer_config.json)"
-            raise ValueError(msg)
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._template = _environment().from_string(template)
-        self._variables = variables
-        added = sorted(
-            (t.content for t in self._tokenizer.get_added_tokens_decoder().values()),
-            key=len,
-            reverse=True,
-        )
-        self._split = (
-            re.compile("(" + "|".join(map(re.escape, added)) + ")").split
-            if added
-            else None
-        )
+        del Tokenizer  # imported to give the install hint; loaded below
+        self._tokenizer, self._template, self._variables, self._split = _load(folder)
         self._pieces: TTLCache[str, int] = TTLCache(max_size=_PIECES_KEPT)
         super().__init__(
             model, provider, tokenizer=f"tokenizer.json:{folder}", memo_size=memo_size

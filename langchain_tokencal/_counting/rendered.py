@@ -39,6 +39,10 @@ class RenderedCounter(LocalCounter):
 
     framing = 0
     renders_whole_prompt = True
+    # Token counts of rendered text pieces, by text, when the subclass counts
+    # its rendering piece by piece; message contents share it, so the first
+    # render of a list tokenizes each content once, not twice.
+    _pieces: TTLCache[str, int] | None = None
 
     def __init__(
         self,
@@ -90,7 +94,13 @@ class RenderedCounter(LocalCounter):
     ) -> tuple[float, tuple[float, ...]]:
         """Tokens of a text by the model's tokenizer, split by content class."""
         if tokens is None:
-            tokens = self._count_text(text)
+            pieces = self._pieces
+            found = pieces.get(text) if pieces is not None else None
+            if found is None:
+                found = self._count_text(text)
+                if pieces is not None:
+                    pieces.put(text, found)
+            tokens = found
         return super()._text(text, data, tokens)
 
     def prepare(
