@@ -9,6 +9,8 @@ is a few lines that settle what is queued, then delegate.
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -23,13 +25,14 @@ from langchain_tokencal._callbacks.shadow import Shadow
 from langchain_tokencal._reasons import NEVER_ENDED
 from langchain_tokencal._reporting import check_health, stats_frame, stats_html
 from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import read_events, write_events
 from langchain_tokencal.storage import MemoryStore
 from langchain_tokencal.storage._deferred import open_or_defer
 from langchain_tokencal.storage._sync import StoreSync
+from langchain_tokencal.storage._urls import ENV_VAR
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Iterable, Sequence
 
     import pandas as pd
@@ -68,9 +71,11 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             ``pip install 'langchain-tokencal[redis]'``), or a `Store`. What
             is stored is numbers and hashes, never prompt text. The store's I/O
             runs on a background thread; a store that is down degrades to
-            in-memory counting with one warning and is retried.
+            in-memory counting with one warning and is retried. ``None``
+            takes ``$TOKENCAL_STORE`` when it is set, as the ``tokencal``
+            command does, so the library and the command share one store.
         sync_interval: Seconds between background pushes to and pulls from
-            the store.
+            the store (a positive number).
         clock: Monotonic clock for the caches, injectable for tests.
         **settings: Individual `CounterConfig` settings over ``config``.
 
@@ -113,6 +118,10 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             **({} if clock is None else {"clock": clock}),
         )
         self.origin = uuid4().hex
+        _check_interval(sync_interval)
+        if store is None:
+            # The store the tokencal command uses, when one is configured.
+            store = os.environ.get(ENV_VAR) or None
         opened = open_or_defer(store)
         # A MemoryStore opened from ``None`` or ``"memory://"`` is this
         # handler's alone: nothing to share, so no sync thread. One the user
@@ -389,3 +398,18 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
 
     def _repr_html_(self) -> str:
         return stats_html(self.stats())
+
+
+def _check_interval(seconds: object) -> None:
+    """Refuse a sync interval that is not a positive, finite number of seconds.
+
+    Zero or less would make the background thread spin.
+    """
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        msg = f"sync_interval must be a positive number of seconds, got {seconds!r}."
+        raise ConfigError(msg)

@@ -34,6 +34,7 @@ from langchain_tokencal.events import (
     write_events,
 )
 from langchain_tokencal.storage import open_store
+from langchain_tokencal.storage._urls import sqlite_path
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -122,10 +123,25 @@ def stats(ctx: Context) -> int:
 
 
 def health(ctx: Context) -> int:
-    """``tokencal health``: every issue, then a verdict; exit 1 on a warning."""
+    """``tokencal health``: every issue, then a verdict; exit 1 on a warning.
+
+    A gate: a SQLite store that does not exist (a mistyped path) is an error,
+    not a new empty file, and a store with nothing learned is unhealthy.
+    """
+    path = sqlite_path(ctx.url)
+    if path is not None and not Path(path).exists():
+        msg = (
+            f"no store at {path}: nothing has been learned there. Check the path "
+            "(--store or TOKENCAL_STORE)."
+        )
+        raise TokenCalError(msg)
     with opened(ctx) as handler:
         report = handler.health(log=False)
         models = handler.models
+    if not models:
+        print(f"warning: {ctx.shown}: the store holds no calibration yet")
+        print("unhealthy: 1 warning(s) over 0 model(s)")
+        return 1
     for issue in report.issues:
         print(f"{issue.severity}: {issue.model}: {issue.check}: {issue.message}")
     warnings_ = sum(i.severity == "warning" for i in report.issues)

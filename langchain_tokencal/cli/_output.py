@@ -33,9 +33,9 @@ def print_error(text: str) -> None:
 
 
 def first_line(err: BaseException) -> str:
-    """The first line of an error's message (at most 200 characters)."""
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    """An error's whole message on one line (its fix is often at the end)."""
+    text = " ".join(line.strip() for line in str(err).strip().splitlines())
+    return text or type(err).__name__
 
 
 class CliLog(logging.Handler):

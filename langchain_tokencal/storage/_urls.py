@@ -22,7 +22,7 @@ from langchain_tokencal.storage._sqlite import SQLiteStore, check_timeout
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ENV_VAR", "default_store_url", "open_store"]
+__all__ = ["ENV_VAR", "default_store_url", "open_store", "sqlite_path"]
 
 ENV_VAR: Final = "TOKENCAL_STORE"
 _APP_DIR: Final = "langchain-tokencal"
@@ -83,6 +83,18 @@ def open_store(target: str | Store | None) -> Store:
         return given
     msg = f"Unknown store {given!r} ({type(given).__name__}); expected {_ACCEPTED}."
     raise ConfigError(msg)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a ``sqlite:///`` URL names, or None for another kind of store.
+
+    Raises:
+        ConfigError: A malformed SQLite URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "sqlite":
+        return None
+    return _sqlite_target(url, rest)[0]
 
 
 def _sqlite_target(url: str, rest: str) -> tuple[str, float, bool]:

@@ -38,5 +38,8 @@ def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LANGSMITH_TRACING", "false")
     monkeypatch.setenv("LANGCHAIN_TRACING_V2", "false")
+    # A developer's own store and key must not leak into the tests.
+    monkeypatch.delenv("TOKENCAL_STORE", raising=False)
+    monkeypatch.delenv("TOKENCAL_HASH_KEY", raising=False)
     if _CACHE is not None:
         monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(_CACHE))

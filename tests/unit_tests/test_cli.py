@@ -708,6 +708,40 @@ class TestHealth:
         assert "warning: fake-claude: no_usage: 3 run(s) reported no usage" in out
         assert "unhealthy: 1 warning(s)" in out
 
+    def test_mistyped_path_exits_1_and_creates_nothing(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A SQLite path that does not exist is an error, not a new empty store."""
+        missing = tmp_path / "typo" / "never.db"
+        assert main(["--store", f"sqlite:///{missing}", "health"]) == 1
+        assert f"no store at {missing}" in capsys.readouterr().err
+        assert not missing.exists()
+        assert not missing.parent.exists()
+
+    def test_empty_store_is_unhealthy(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A store with nothing learned is a warning: exit 1."""
+        store = f"sqlite:///{tmp_path / 'empty.db'}"
+        main(["--store", store, "stats"])  # creates the file, learns nothing
+        capsys.readouterr()
+        assert main(["--store", store, "health"]) == 1
+        out = capsys.readouterr().out
+        assert "holds no calibration yet" in out
+        assert "unhealthy" in out
+
+
+class TestErrorsWhole:
+    """An error message is printed whole: its fix is often at the end."""
+
+    def test_long_message_is_not_cut(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad --store prints the accepted forms, to the end."""
+        assert main(["--store", "ftp://" + "x" * 300, "stats"]) == 1
+        err = capsys.readouterr().err
+        assert "expected" in err
+        assert err.strip().endswith(".")
+        assert len(err) > 300
+
 
 class TestExportImport:
     """`tokencal export` and `tokencal import`."""

@@ -83,3 +83,27 @@ class TestKeyedDigests:
             CounterConfig(hash_key=key)  # type: ignore[arg-type]
         assert type(key).__name__ in str(info.value)
         assert "bytes'" not in str(info.value)
+
+
+class TestHandlerSettings:
+    """The library follows TOKENCAL_STORE; sync_interval must be positive."""
+
+    def test_default_store_follows_the_environment(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """TokenCalibrationHandler() uses $TOKENCAL_STORE, as the command does."""
+        url = f"sqlite:///{tmp_path / 'env.db'}"
+        monkeypatch.setenv("TOKENCAL_STORE", url)
+        handler = TokenCalibrationHandler()
+        try:
+            assert handler._sync.store is not None
+            assert handler._sync.store.url == url
+        finally:
+            handler.close()
+        assert (tmp_path / "env.db").exists()
+
+    @pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf"), "2", True])
+    def test_bad_sync_interval(self, seconds: object) -> None:
+        """Zero would spin the sync thread: a ConfigError naming the setting."""
+        with pytest.raises(ConfigError, match="sync_interval"):
+            TokenCalibrationHandler(sync_interval=seconds)  # type: ignore[arg-type]
