@@ -37,8 +37,8 @@ from langchain_tokencal._calibration.stats import ModelStats
 from langchain_tokencal._counting import LocalCounter, as_messages, local_counter
 from langchain_tokencal._features import FeatureBatch, ToolFeatures
 from langchain_tokencal._providers import canonical_label, guess_provider
-from langchain_tokencal._reasons import BACKLOG, INTERNAL_ERROR
-from langchain_tokencal._usage import TokenUsage
+from langchain_tokencal._reasons import BACKLOG, INTERNAL_ERROR, NO_USAGE
+from langchain_tokencal._usage import TokenUsage, coerce_usage
 from langchain_tokencal.config import CounterConfig
 from langchain_tokencal.events import LearnEvent, Reject
 
@@ -361,7 +361,7 @@ class CalibratedCounter:
     def observe(
         self,
         messages: Sequence[Any],
-        usage: TokenUsage | int,
+        usage: TokenUsage | int | Any,
         tools: Sequence[Any] | None = None,
         *,
         reply: BaseMessage | None = None,
@@ -370,7 +370,8 @@ class CalibratedCounter:
 
         Args:
             messages: The prompt that was sent.
-            usage: Its parsed usage, or the reported input tokens as an int.
+            usage: Its parsed usage, the reported input tokens as an int, or
+                any payload `parse_usage` reads (a usage dict, a response).
             tools: The tools that were bound.
             reply: The reply message, whose completion tokens become its cost
                 when it appears in the next prompt.
@@ -378,12 +379,11 @@ class CalibratedCounter:
         Returns:
             ``None`` when learned, else the reason it was not.
         """
-        if isinstance(usage, int) and not isinstance(usage, bool):
-            usage = TokenUsage(input_tokens=usage, output_tokens=0, total_tokens=usage)
-        if not isinstance(usage, TokenUsage):
-            msg = f"usage must be a TokenUsage or an int, got {type(usage).__name__}."
-            raise TypeError(msg)
-        obs = Observation(as_messages(messages), tools, usage, reply)
+        parsed = coerce_usage(usage)
+        if parsed is None:
+            self.reject(NO_USAGE)
+            return NO_USAGE
+        obs = Observation(as_messages(messages), tools, parsed, reply)
         with self._lock:
             self._drain()
             reason = self._learner.learn(obs)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
@@ -54,6 +54,7 @@ from langchain_tokencal._providers import (
     unknown_provider_message,
 )
 from langchain_tokencal._usage.draft import (
+    MAX_COUNT,
     Draft,
     UsageProblem,
     as_mapping,
@@ -65,14 +66,12 @@ from langchain_tokencal._usage.messages import (
     from_llm_result,
     from_message,
 )
+from langchain_tokencal._usage.record import TokenUsage
 from langchain_tokencal._usage.search import parse_response
 from langchain_tokencal._usage.streams import from_stream
 from langchain_tokencal.errors import UnknownProviderError, UsageError
 
-if TYPE_CHECKING:
-    from langchain_tokencal._usage.record import TokenUsage
-
-__all__ = ["SUPPORTED_PROVIDERS", "explain_usage", "parse_usage"]
+__all__ = ["SUPPORTED_PROVIDERS", "coerce_usage", "explain_usage", "parse_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +121,31 @@ def parse_usage(
         raise UsageError(reason)
     logger.debug("usage not recorded: %s", reason)
     return None
+
+
+def coerce_usage(usage: object) -> TokenUsage | None:
+    """A `TokenUsage` from itself, from reported input tokens, or from a payload.
+
+    An ``int`` is the reported input tokens (no output); anything else is
+    read by `parse_usage` (a usage dict, a provider response, an
+    ``AIMessage``). ``None`` when it holds no usage to trust.
+
+    Example:
+        ```python
+        from langchain_tokencal._usage.parse import coerce_usage
+
+        assert coerce_usage(12).input_tokens == 12
+        assert coerce_usage({"input_tokens": 9, "output_tokens": 2}).total_tokens == 11
+        assert coerce_usage("twelve") is None
+        ```
+    """
+    if isinstance(usage, TokenUsage):
+        return usage
+    if isinstance(usage, int) and not isinstance(usage, bool):
+        if not 0 < usage <= MAX_COUNT:
+            return None
+        return TokenUsage(input_tokens=usage, output_tokens=0, total_tokens=usage)
+    return parse_usage(usage)
 
 
 def explain_usage(payload: object, provider: str | None = None) -> str:

@@ -425,3 +425,18 @@ class TestOddInput:
         assert parse_usage(big) is None
         assert parse_usage({**big, "total_tokens": 1_200_000_000}) is None
         assert parse_usage({"prompt_tokens": 6, "completion_tokens": 7}) is not None
+
+
+class TestCounterObserve:
+    """create_counter(...).observe takes what handler.observe takes."""
+
+    def test_usage_dict_and_payloads(self) -> None:
+        """A usage dict is learned; a payload without usage is a 'no usage' reason."""
+        from langchain_tokencal import create_counter  # noqa: PLC0415
+
+        counter = create_counter("claude-sonnet-4-5")
+        assert counter.observe(HISTORY, {"input_tokens": 31, "output_tokens": 2}) is None
+        assert counter.count(HISTORY) == 31
+        for bad in ({"nothing": 1}, "twelve", -5, None, True):
+            assert counter.observe(HISTORY, bad) == "no usage"
+        assert counter.stats().rejected["no usage"] == 5
