@@ -20,6 +20,7 @@ from langchain_tokencal._counting.protocol import CounterInfo
 
 __all__ = [
     "CPUS",
+    "LOAD_TIMEOUT",
     "PARALLEL_CHARS",
     "REFERENCE_ENCODING",
     "counter_info",
@@ -58,6 +59,37 @@ _load_errors: dict[str, str] = {}
 _encodings_lock = threading.RLock()
 
 
+LOAD_TIMEOUT: Final = 4.0
+"""Seconds a first count waits for tiktoken to load an encoding.
+
+Without its files in ``TIKTOKEN_CACHE_DIR`` tiktoken downloads them with no
+timeout, and behind a proxy that never answers it would wait forever: past
+this the counters approximate (the download goes on in the background and
+fills tiktoken's cache for the next process)."""
+
+
+def _get_within(name: str, seconds: float) -> tiktoken.Encoding:
+    """``tiktoken.get_encoding(name)``, or TimeoutError after ``seconds``."""
+    done: list[tiktoken.Encoding | BaseException] = []
+
+    def load() -> None:
+        try:
+            done.append(tiktoken.get_encoding(name))
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            done.append(err)
+
+    worker = threading.Thread(target=load, name=f"tokencal-load-{name}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not done:
+        msg = f"not loaded within {seconds:g} s (a download that does not answer?)"
+        raise TimeoutError(msg)
+    result = done[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 def load_encoding(name: str) -> tiktoken.Encoding | None:
     """Load a tiktoken encoding once per process; None (and one warning) if it fails.
 
@@ -76,7 +108,7 @@ def load_encoding(name: str) -> tiktoken.Encoding | None:
             return _encodings[name]
         encoding: tiktoken.Encoding | None
         try:
-            encoding = tiktoken.get_encoding(name)
+            encoding = _get_within(name, LOAD_TIMEOUT)
         except Exception as err:  # noqa: BLE001 - offline loads fail with network, OS or hash errors; each means "not available"
             reason = (
                 f"tiktoken encoding {name!r} could not be loaded "

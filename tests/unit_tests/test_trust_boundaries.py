@@ -435,7 +435,9 @@ class TestCounterObserve:
         from langchain_tokencal import create_counter  # noqa: PLC0415
 
         counter = create_counter("claude-sonnet-4-5")
-        assert counter.observe(HISTORY, {"input_tokens": 31, "output_tokens": 2}) is None
+        assert (
+            counter.observe(HISTORY, {"input_tokens": 31, "output_tokens": 2}) is None
+        )
         assert counter.count(HISTORY) == 31
         for bad in ({"nothing": 1}, "twelve", -5, None, True):
             assert counter.observe(HISTORY, bad) == "no usage"
