@@ -6,6 +6,7 @@ The tables of statistics (`stats_rows`, `stats_frame`, `stats_html`) live with
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -83,6 +84,40 @@ class HealthReport:
     def ok(self) -> bool:
         """True when no issue is a warning."""
         return all(i.severity != "warning" for i in self.issues)
+
+    def __str__(self) -> str:
+        """One line per issue, then the verdict."""
+        lines = [
+            f"{i.severity}: {i.model}: {i.check}: {i.message}" for i in self.issues
+        ]
+        warnings = sum(i.severity == "warning" for i in self.issues)
+        lines.append(
+            "healthy: no warning"
+            + (f", {len(self.issues)} note(s)" if self.issues else "")
+            if self.ok
+            else f"unhealthy: {warnings} warning(s)"
+        )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows: the verdict, then a table of the issues."""
+        verdict = html.escape(str(self).splitlines()[-1])
+        if not self.issues:
+            return f"<p><b>HealthReport</b>: {verdict}</p>"
+        rows = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(v)}</td>"
+                for v in (i.severity, i.model, i.check, i.message)
+            )
+            + "</tr>"
+            for i in self.issues
+        )
+        return (
+            f"<table><caption>HealthReport: {verdict}</caption><thead><tr>"
+            "<th>severity</th><th>model</th><th>check</th><th>message</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+        )
 
 
 def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:

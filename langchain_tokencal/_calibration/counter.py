@@ -285,7 +285,7 @@ class CalibratedCounter:
         With busy threads reporting, a drain that waited for an empty queue
         could keep its caller forever.
         """
-        self._learn(self._inbox.take(len(self._inbox), self._content_key))
+        self._learn(self._inbox.take(len(self._inbox), self._learner.content_key))
 
     def _learn_queued(self) -> None:
         """A count's share of learning: a fixed amount of work, never a backlog.
@@ -312,7 +312,7 @@ class CalibratedCounter:
         the scheduler pauses rarely holds the lock while paused.
         """
         inbox = self._inbox
-        batch = inbox.take(_CHUNK, self._content_key)
+        batch = inbox.take(_CHUNK, self._learner.content_key)
         try:
             for obs in batch:
                 self.local.prepare(obs.messages, obs.tools)
@@ -347,16 +347,6 @@ class CalibratedCounter:
         # Only consecutive reports are compared: the messages are not kept.
         learner.last_exact = None
         self._publish()
-
-    def _content_key(self, obs: Observation) -> tuple[Any, ...]:
-        """Sort key of reports that tie on size: their content."""
-        try:
-            return (
-                tuple(self.local.feature_batch(obs.messages).digests),
-                self.local.tool_features(obs.tools).fingerprint,
-            )
-        except Exception:  # noqa: BLE001 - learning reports it; order is moot
-            return ()
 
     def observe(
         self,
@@ -497,4 +487,13 @@ class CalibratedCounter:
                 ledger=state.ledger.stats(),
                 errors=errors,
                 plausibility=self._learner.plausibility.stats(),
+                learned=state.calibrator.learned,
             )
+
+    def __repr__(self) -> str:
+        """The model, its local counter and how much it has learned."""
+        info, points = self.local.info, self._state.calibrator.points
+        return (
+            f"CalibratedCounter(model={self.model!r}, provider={self.provider!r}, "
+            f"counter={info.kind!r}, encoding={info.encoding!r}, reports={points})"
+        )

@@ -138,6 +138,16 @@ class Learner:
         # Reports that cannot be the prompt's size are rejected before any fact.
         self.plausibility = Plausibility()
 
+    def content_key(self, obs: Observation) -> tuple[Any, ...]:
+        """Sort key of reports that tie on size: their content."""
+        try:
+            return (
+                tuple(self._local.feature_batch(obs.messages).digests),
+                self._local.tool_features(obs.tools).fingerprint,
+            )
+        except Exception:  # noqa: BLE001 - learning reports it; order is moot
+            return ()
+
     def learn_next(self, obs: Observation) -> None:
         """Learn from the next report of a drain (a repeat costs almost nothing)."""
         last = self._repeat_of(obs)

@@ -256,6 +256,11 @@ class Calibrator:
             coef = self._coef = self.last_coefficients = tuple(full)
         return coef
 
+    @property
+    def learned(self) -> frozenset[str]:
+        """Names of the coefficients some report informed (the rest: the prior)."""
+        return frozenset(COEFFICIENT_NAMES[i] for i in self._active)
+
     def variance(self, x: Sequence[float]) -> float:
         """Posterior variance of the predicted residual for ``x`` (tokens squared).
 

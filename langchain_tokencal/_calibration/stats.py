@@ -54,6 +54,8 @@ class ModelStats:
         ledger: Statistics of the learned-count maps.
         plausibility: What the plausibility checks saw of the server (the
             context ceiling it truncates to, the ratio the checks use).
+        learned: Names of the coefficients some report informed; the others
+            are still their prior (e.g. a tool preamble with no tools seen).
 
     Example:
         ```python
@@ -82,9 +84,58 @@ class ModelStats:
     ledger: LedgerStats
     errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     plausibility: PlausibilityStats = field(default_factory=PlausibilityStats)
+    learned: frozenset[str] = frozenset()
 
     def _repr_html_(self) -> str:
         return stats_html({self.model: self})
+
+    def __str__(self) -> str:
+        """A few readable lines: what counts, how well, and what was learned.
+
+        Errors are mean absolute relative errors in percent; coefficients are
+        tokens (framing, per message, per tool call) or extra tokens per local
+        token (the rates), beyond the local count; near-zero ones are left out.
+        """
+        rejected = sum(self.rejected.values())
+        lines = [
+            f"{self.model} ({self.provider or 'provider unknown'}): "
+            f"{self.counter.kind} local counter"
+            + (f" [{self.counter.encoding}]" if self.counter.encoding else "")
+            + (" (fallback)" if self.counter.fallback else ""),
+            f"  reports {self.observations}, repeats {self.repeats}, "
+            f"rejected {rejected}"
+            + (
+                " (" + ", ".join(f"{k}: {v}" for k, v in self.rejected.items()) + ")"
+                if rejected
+                else ""
+            ),
+            (
+                f"  error: local {_pct_text(self.local_error)}, calibrated "
+                f"{_pct_text(self.calibrated_error)}, last 10 "
+                f"{_pct_text(self.recent_error)}; confidence {self.confidence:.2f}"
+            ),
+        ]
+        shown = [
+            (k, v)
+            for k, v in self.coefficients.items()
+            if k in self.learned and abs(v) >= _SHOWN
+        ]
+        if shown:
+            lines.append(
+                "  learned beyond the local count: "
+                + ", ".join(f"{k} {v:+.3g}" for k, v in shown)
+            )
+        elif not self.observations:
+            lines.append("  nothing learned yet: counts use the prior")
+        return "\n".join(lines)
+
+
+# Coefficients closer to zero than this are left out of `ModelStats.__str__`.
+_SHOWN = 1e-3
+
+
+def _pct_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.1f}%"
 
 
 def _pct(value: float | None) -> float | None:

@@ -81,7 +81,7 @@ def _one_by_one(observations: list[Observation]) -> CalibratedCounter:
     inbox = Inbox()
     for obs in observations:
         inbox.put(obs)
-    for obs in inbox.take(len(inbox), counter._content_key):
+    for obs in inbox.take(len(inbox), counter._learner.content_key):
         counter.submit(obs)
         counter.flush()
     return counter

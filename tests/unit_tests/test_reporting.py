@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -124,3 +125,58 @@ class TestHealth:
         drifted = replace(stats, calibrated_error=0.01, recent_error=0.08)
         report = check_health({"fake-a": drifted}, log=False)
         assert [i.check for i in report.issues] == ["rising_error"]
+
+
+class TestReadableObjects:
+    """Stats, health reports and counters read well in a terminal and Jupyter."""
+
+    def _handler(self) -> Any:
+        from langchain_tokencal import TokenCalibrationHandler  # noqa: PLC0415
+        from langchain_tokencal.testing import FakeUsageChatModel  # noqa: PLC0415
+
+        handler = TokenCalibrationHandler()
+        llm = FakeUsageChatModel(callbacks=[handler])
+        for i in range(6):
+            llm.invoke(f"hello there number {i}")
+        return handler
+
+    def test_model_stats_str_is_short(self) -> None:
+        """A few lines, errors in percent, no prior shown as learned."""
+        (stats,) = self._handler().stats().values()
+        text = str(stats)
+        assert len(text.splitlines()) <= 5
+        assert len(text) < 600
+        assert "calibrated" in text
+        assert "%" in text
+        assert "tool_preamble" not in text  # no tools were seen: still the prior
+
+    def test_fresh_stats_say_nothing_learned(self) -> None:
+        """A counter with no report says its counts use the prior."""
+        from langchain_tokencal import create_counter  # noqa: PLC0415
+
+        assert "nothing learned yet" in str(create_counter("claude-sonnet-4-5").stats())
+
+    def test_health_report_str_and_html(self) -> None:
+        """The verdict in text and HTML, one row per issue."""
+        from langchain_tokencal._reporting import HealthIssue, HealthReport  # noqa: PLC0415
+
+        healthy = HealthReport(())
+        assert str(healthy) == "healthy: no warning"
+        assert "healthy" in healthy._repr_html_()
+        issue = HealthIssue("m", "no_usage", "warning", "3 run(s) <reported> nothing")
+        report = HealthReport((issue,))
+        assert str(report).splitlines() == [
+            "warning: m: no_usage: 3 run(s) <reported> nothing",
+            "unhealthy: 1 warning(s)",
+        ]
+        html_text = report._repr_html_()
+        assert "&lt;reported&gt;" in html_text
+        assert html_text.count("<tr>") == 2
+
+    def test_counter_repr(self) -> None:
+        """A counter names its model, local counter and reports learned."""
+        handler = self._handler()
+        (model,) = handler.stats()  # settles the queued runs
+        text = repr(handler._registry.counters[model])
+        assert text.startswith(f"CalibratedCounter(model={model!r}")
+        assert "reports=6" in text
