@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 from langchain_tokencal.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-__all__ = ["CounterConfig"]
+__all__ = [
+    "ENV_PREFIX",
+    "HANDLER_SETTINGS",
+    "CounterConfig",
+    "environment_settings",
+    "read_settings",
+]
 
 # Below this an "interval" would exclude the estimate's own error half the time.
 _MIN_COVERAGE = 0.5
@@ -162,3 +171,147 @@ def _check_store_settings(every: object, key: object) -> None:
         # The value is a secret: its type only.
         msg = f"hash_key must be a non-empty string or None, got {type(key).__name__}."
         raise ConfigError(msg)
+
+
+# Settings of the handler itself, beside those of `CounterConfig`.
+HANDLER_SETTINGS: Final = ("store", "sync_interval")
+# The environment variables of the settings: TOKENCAL_ plus the name in capitals.
+ENV_PREFIX: Final = "TOKENCAL_"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def read_settings(source: str | os.PathLike[str]) -> dict[str, Any]:
+    r"""The settings in a TOML, YAML or JSON file.
+
+    A file may hold the settings at its top level or under a ``tokencal``
+    table; a ``pyproject.toml`` under ``[tool.tokencal]``. YAML needs
+    ``pyyaml`` (``pip install pyyaml``); TOML on Python 3.10 needs ``tomli``.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, of another format, or
+            does not hold a table of settings.
+
+    Example:
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        from langchain_tokencal.config import read_settings
+
+        path = Path(tempfile.mkdtemp()) / "tokencal.toml"
+        path.write_text("cache_size = 1000\nstore = 'memory://'\n")
+        assert read_settings(path) == {"cache_size": 1000, "store": "memory://"}
+        ```
+    """
+    path = Path(source)
+    parse = _PARSERS.get(path.suffix.lower())
+    if parse is None:
+        msg = f"{path}: settings files are .toml, .yaml, .yml or .json"
+        raise ConfigError(msg)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        msg = f"cannot read the settings file {path}: {err}"
+        raise ConfigError(msg) from err
+    try:
+        data: Any = parse(text)
+    except ConfigError:
+        raise
+    except Exception as err:
+        msg = f"cannot parse the settings file {path}: {err}"
+        raise ConfigError(msg) from err
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("tokencal", {})
+    if isinstance(data, dict) and isinstance(data.get("tokencal"), dict):
+        data = data["tokencal"]
+    if not isinstance(data, dict | None):
+        msg = f"{path} must hold a table of settings, got {type(data).__name__}"
+        raise ConfigError(msg)
+    return dict(data or {})
+
+
+def environment_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings given as ``TOKENCAL_<NAME>`` environment variables.
+
+    Values are converted to each setting's type: integers, numbers of
+    seconds, ``true``/``false``, ``none`` for an unset ``cache_ttl``, JSON for
+    ``tokenizers``. ``TOKENCAL_HASH_KEY`` and ``TOKENCAL_STORE`` are read where
+    they are used; they are included here too.
+
+    Raises:
+        ConfigError: A value that does not convert, naming the variable.
+
+    Example:
+        ```python
+        from langchain_tokencal.config import environment_settings
+
+        env = {"TOKENCAL_CACHE_SIZE": "1000", "TOKENCAL_OWN_TOKENIZERS": "no"}
+        assert environment_settings(env) == {
+            "cache_size": 1000,
+            "own_tokenizers": False,
+        }
+        ```
+    """
+    environ = os.environ if environ is None else environ
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(CounterConfig)}
+    kinds.update({"store": "str", "sync_interval": "float"})
+    found: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        try:
+            found[name] = _convert(raw.strip(), kind)
+        except ValueError as err:
+            msg = f"{ENV_PREFIX}{name.upper()}={raw!r:.60}: {err}"
+            raise ConfigError(msg) from err
+    return found
+
+
+def _convert(raw: str, kind: str) -> Any:
+    """An environment variable's text as a value of the setting's type."""
+    if "None" in kind and raw.lower() in {"", "none", "null"}:
+        return None
+    if kind.startswith("bool"):
+        if raw.lower() not in _TRUE | _FALSE:
+            msg = "expected true or false"
+            raise ValueError(msg)
+        return raw.lower() in _TRUE
+    if kind.startswith("dict"):
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            msg = "expected a JSON object"
+            raise ValueError(msg)
+        return value
+    convert = {"int": int, "float": float}.get(kind.split(" ", maxsplit=1)[0])
+    return convert(raw) if convert is not None else raw
+
+
+def _toml(text: str) -> Any:
+    # tomllib from Python 3.11; tomli, its backport, before.
+    for name in ("tomllib", "tomli"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.loads(text)
+    msg = "reading TOML on Python 3.10 needs tomli: pip install tomli"
+    raise ConfigError(msg)
+
+
+def _yaml(text: str) -> Any:
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415 - optional: pyyaml
+    except ImportError as err:
+        msg = "reading YAML settings needs pyyaml: pip install pyyaml"
+        raise ConfigError(msg) from err
+    return yaml.safe_load(text)
+
+
+_PARSERS: Final[dict[str, Callable[[str], Any]]] = {
+    ".toml": _toml,
+    ".yaml": _yaml,
+    ".yml": _yaml,
+    ".json": json.loads,
+}

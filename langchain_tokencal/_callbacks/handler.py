@@ -24,7 +24,11 @@ from langchain_tokencal._callbacks.settle import Settler
 from langchain_tokencal._callbacks.shadow import Shadow
 from langchain_tokencal._reasons import NEVER_ENDED
 from langchain_tokencal._reporting import check_health, stats_frame, stats_html
-from langchain_tokencal.config import CounterConfig
+from langchain_tokencal.config import (
+    CounterConfig,
+    environment_settings,
+    read_settings,
+)
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import read_events, write_events
 from langchain_tokencal.storage import MemoryStore
@@ -159,16 +163,45 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         self._sync.start()
 
     @classmethod
-    def from_config(cls, mapping: Mapping[str, Any]) -> TokenCalibrationHandler:
-        """Create a handler from settings read from YAML, TOML or JSON.
+    def from_config(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> TokenCalibrationHandler:
+        r"""Create a handler from a settings file or mapping, and the environment.
 
-        The mapping holds `CounterConfig` settings, plus ``store`` and
-        ``sync_interval`` for the handler itself.
+        ``source`` is a TOML, YAML or JSON file (`read_settings`: the
+        settings at its top level or under ``tokencal``; in a
+        ``pyproject.toml``, under ``[tool.tokencal]``), a mapping read from
+        one, or ``None``. ``TOKENCAL_<NAME>`` environment variables
+        (`environment_settings`) override it. The settings are those of
+        `CounterConfig`, plus ``store`` and ``sync_interval``.
 
         Raises:
-            ConfigError: On an unknown key (listing the valid ones) or value.
+            ConfigError: On an unreadable file, an unknown key (listing the
+                valid ones) or a bad value (naming the setting).
+
+        Example:
+            ```python
+            import tempfile
+            from pathlib import Path
+
+            from langchain_tokencal import TokenCalibrationHandler
+
+            path = Path(tempfile.mkdtemp()) / "tokencal.toml"
+            path.write_text("cache_size = 1000\nsync_interval = 5\n")
+            handler = TokenCalibrationHandler.from_config(path, environ={})
+            assert handler.config.cache_size == 1000
+            ```
         """
-        settings = dict(mapping)
+        if source is None:
+            settings: dict[str, Any] = {}
+        elif isinstance(source, Mapping):
+            settings = dict(source)
+        else:
+            settings = read_settings(source)
+        settings.update(environment_settings(environ))
         store = settings.pop("store", None)
         interval = settings.pop("sync_interval", 2.0)
         return cls(
