@@ -56,6 +56,10 @@ class ModelStats:
             context ceiling it truncates to, the ratio the checks use).
         learned: Names of the coefficients some report informed; the others
             are still their prior (e.g. a tool preamble with no tools seen).
+        baseline: The handler's ``baseline=`` counter, if one is measured.
+        baseline_error: Its mean absolute relative error against the same
+            reports (the newest 500), or ``None``.
+        baseline_bias: Its mean signed relative error, or ``None``.
 
     Example:
         ```python
@@ -85,6 +89,9 @@ class ModelStats:
     errors: tuple[tuple[float, float], ...] = field(default=(), repr=False)
     plausibility: PlausibilityStats = field(default_factory=PlausibilityStats)
     learned: frozenset[str] = frozenset()
+    baseline: str | None = None
+    baseline_error: float | None = None
+    baseline_bias: float | None = None
 
     def _repr_html_(self) -> str:
         return stats_html({self.model: self})
@@ -115,6 +122,11 @@ class ModelStats:
                 f"{_pct_text(self.recent_error)}; confidence {self.confidence:.2f}"
             ),
         ]
+        if self.baseline_error is not None:
+            lines.append(
+                f"  baseline {self.baseline}: error {_pct_text(self.baseline_error)}, "
+                f"bias {_pct_text(self.baseline_bias)}"
+            )
         shown = [
             (k, v)
             for k, v in self.coefficients.items()
@@ -168,6 +180,7 @@ def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
                 "calibrated_error_%": _pct(s.calibrated_error),
                 "recent_error_%": _pct(s.recent_error),
                 "bias_%": _pct(s.bias),
+                "baseline_error_%": _pct(s.baseline_error),
                 "confidence": s.confidence,
                 "memo_hit_rate": round(s.memo.hit_rate, 3),
                 "last_input_tokens": usage.input_tokens if usage else None,

@@ -24,6 +24,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, SystemMessage
 
 from langchain_tokencal._calibration import CalibratedCounter
+from langchain_tokencal._callbacks.baseline import Baseline
 from langchain_tokencal._counting import as_messages
 from langchain_tokencal.errors import ConfigError
 
@@ -85,7 +86,7 @@ class BoundCounter:
         ```
     """
 
-    __slots__ = ("_conservative", "_label", "_resolve", "_system", "_tools")
+    __slots__ = ("_conservative", "_label", "_resolve", "_shadow", "_system", "_tools")
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class BoundCounter:
         *,
         system: SystemMessage | None = None,
         conservative: bool = False,
+        shadow: Baseline | None = None,
     ) -> None:
         """Count through the counter ``resolve`` returns at each call.
 
@@ -105,8 +107,10 @@ class BoundCounter:
             tools: Tools bound to every count.
             system: A system message counted as prepended (see the module).
             conservative: Count the interval's ``high`` end.
+            shadow: In shadow mode, the baseline that answers instead.
         """
         self._resolve = resolve
+        self._shadow = shadow
         self._label = label
         self._tools = tools
         self._system = system
@@ -130,6 +134,8 @@ class BoundCounter:
         listed, whole = plan
         counter = self._resolve()
         tools = self._tools if tools is None else tools
+        if self._shadow is not None:
+            return self._shadow.count(listed, tools)
         if whole:
             if self._conservative:
                 return counter.estimate(listed, tools).high

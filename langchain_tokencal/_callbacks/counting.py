@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.messages import trim_messages
+
 from langchain_tokencal._callbacks.bound import BoundCounter, as_system
 from langchain_tokencal._callbacks.models import model_ref
 from langchain_tokencal._callbacks.trim import trim_history
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
     from langchain_tokencal._calibration import CalibratedCounter, TokenEstimate
+    from langchain_tokencal._callbacks.baseline import Baseline
     from langchain_tokencal._callbacks.registry import CounterRegistry
 
 __all__ = ["CountingMethods"]
@@ -33,6 +36,8 @@ class CountingMethods:
 
     _registry: CounterRegistry
     _ended: Any
+    # The baseline that answers counts in shadow mode (None: ours answers).
+    _shadow: Baseline | None = None
 
     if TYPE_CHECKING:
 
@@ -81,6 +86,8 @@ class CountingMethods:
             ```
         """
         counter, tools = self._lookup(model, tools, provider)
+        if self._shadow is not None:
+            return self._shadow.count(messages, tools)
         return counter.count(messages, tools)
 
     def estimate(
@@ -173,6 +180,7 @@ class CountingMethods:
             bound_tools,
             system=as_system(system),
             conservative=conservative,
+            shadow=self._shadow,
         )
 
     def trim(
@@ -218,6 +226,15 @@ class CountingMethods:
         """
         counter, tools = self._lookup(model, tools, provider)
         trim_messages_kwargs.setdefault("strategy", "last")
+        if self._shadow is not None:
+            return trim_messages(
+                messages,
+                max_tokens=max_tokens,
+                token_counter=self.counter(
+                    counter.model, tools, system, conservative, provider=provider
+                ),
+                **trim_messages_kwargs,
+            )
         return trim_history(
             counter,
             messages,

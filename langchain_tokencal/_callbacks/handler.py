@@ -12,10 +12,14 @@ import logging
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from langchain_core.messages.utils import count_tokens_approximately
+
+from langchain_tokencal._callbacks.baseline import Baseline, Mode, check_mode
 from langchain_tokencal._callbacks.counting import CountingMethods
 from langchain_tokencal._callbacks.hooks import CallbackHooks
 from langchain_tokencal._callbacks.registry import CounterRegistry
@@ -80,6 +84,13 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             command does, so the library and the command share one store.
         sync_interval: Seconds between background pushes to and pulls from
             the store (a positive number).
+        baseline: Another token counter (``count_tokens_approximately``, the
+            one in use today), measured against every report beside ours:
+            ``stats()`` shows its error as ``baseline_error``.
+        mode: ``"calibrated"`` (the default) counts with ours; ``"shadow"``
+            answers `count_messages`, `counter()` and `trim` with the
+            baseline (``count_tokens_approximately`` unless given) while ours
+            learns and is measured, for a staged rollout.
         clock: Monotonic clock for the caches, injectable for tests.
         **settings: Individual `CounterConfig` settings over ``config``.
 
@@ -108,6 +119,8 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         store: str | Store | None = None,
         sync_interval: float = 2.0,
         clock: Callable[[], float] | None = None,
+        baseline: Callable[..., int] | None = None,
+        mode: Mode = "calibrated",
         **settings: Any,
     ) -> None:
         """Create a handler (loading what ``store`` already holds)."""
@@ -153,6 +166,12 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         # on the hot paths (one attribute lookup, no call).
         self._counters = self._registry.counters
         self._settler = Settler(self._registry, self._sync.bill)
+        self.mode: Mode = check_mode(mode)
+        if baseline is None and self.mode == "shadow":
+            baseline = count_tokens_approximately
+        self.baseline = Baseline(baseline) if baseline is not None else None
+        self._settler.baseline = self.baseline
+        self._shadow = self.baseline if self.mode == "shadow" else None
         self._ended = self._settler.ended
         # Usage reaches the store once settled: settle before every push; and
         # learn from everything queued before the last push (close, exit).
@@ -412,7 +431,18 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         """Per-model calibration statistics (frozen snapshots)."""
         self._pending.purge_expired()  # runs that will never end are counted
         self._settle_ended()
-        return {name: c.stats() for name, c in sorted(self._counters.items())}
+        stats = {name: c.stats() for name, c in sorted(self._counters.items())}
+        if self.baseline is not None:
+            for name, st in stats.items():
+                measured = self.baseline.errors(name)
+                if measured is not None:
+                    stats[name] = replace(
+                        st,
+                        baseline=self.baseline.name,
+                        baseline_error=measured[0],
+                        baseline_bias=measured[1],
+                    )
+        return stats
 
     def stats_frame(self) -> pd.DataFrame:
         """The statistics as a pandas DataFrame, one row per model.

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from langchain_core.outputs import LLMResult
 
     from langchain_tokencal._calibration import CalibratedCounter
+    from langchain_tokencal._callbacks.baseline import Baseline
     from langchain_tokencal._callbacks.registry import CounterRegistry
     from langchain_tokencal._callbacks.runs import Pending
 
@@ -177,7 +178,7 @@ class Settler:
         ```
     """
 
-    __slots__ = ("_bill_store", "_lock", "_registry", "_totals", "ended")
+    __slots__ = ("_bill_store", "_lock", "_registry", "_totals", "baseline", "ended")
 
     def __init__(
         self,
@@ -187,6 +188,8 @@ class Settler:
         """Create an empty queue with nothing billed."""
         self._registry = registry
         self._bill_store = bill_store
+        # Measured against every learned report (see `baseline`), if set.
+        self.baseline: Baseline | None = None
         self._lock = threading.Lock()
         self._totals: dict[str, ModelTotals] = {}
         # Runs ended and not yet parsed: (pending, reply message).
@@ -261,6 +264,10 @@ class Settler:
         if why is not None or usage is None:
             counter.reject(why or NO_USAGE)
             return
+        if self.baseline is not None:
+            self.baseline.measure(
+                pending.model, pending.messages, pending.tools, usage.input_tokens
+            )
         reply = None
         if isinstance(message, BaseMessage):
             # Copy the parts, not the result's own object: an LLM cache holds and
@@ -292,6 +299,8 @@ class Settler:
             counter.reject(why or NO_USAGE)
             return why or NO_USAGE
         self.bill(counter.model, usage)
+        if self.baseline is not None:
+            self.baseline.measure(counter.model, messages, tools, usage.input_tokens)
         reply = response_or_usage if isinstance(response_or_usage, AIMessage) else None
         return counter.observe(messages, usage, tools, reply=reply)
 
