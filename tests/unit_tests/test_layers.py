@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("_calibration",),
     ("_reporting", "storage"),
     ("_callbacks",),
-    ("testing", "demo", "cli", "__main__", "__init__", "middleware"),
+    ("testing", "demo", "cli", "__main__", "__init__", "middleware", "otel"),
 )
 
 # These define counters that `trim_messages` calls; it inspects the annotation
