@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from langchain_tokencal import __version__
 from langchain_tokencal._providers import (
@@ -15,16 +16,20 @@ from langchain_tokencal.errors import TokenCalError, UnknownProviderError
 __all__ = ["build_parser", "check_options"]
 
 
+_STORES = (
+    "--store: memory://, sqlite:///relative.db, sqlite:////absolute.db or "
+    "redis://host:port/db (pip install 'langchain-tokencal[redis]'); "
+    "default: $TOKENCAL_STORE, else a per-user SQLite file."
+)
+_EXITS = "Exit codes: 0 done, 1 an error (one line on stderr), 2 a malformed command."
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``tokencal`` and every subcommand."""
     parser = argparse.ArgumentParser(
         prog="tokencal",
         description="Accurate prompt token counts for LangChain chat models.",
-        epilog=(
-            "--store: memory://, sqlite:///relative.db, sqlite:////absolute.db or "
-            "redis://host:port/db (pip install 'langchain-tokencal[redis]'); "
-            "default: $TOKENCAL_STORE, else a per-user SQLite file."
-        ),
+        epilog=f"{_STORES} {_EXITS}",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -39,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    count = sub.add_parser(
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        # Every subcommand's --help explains --store (its "see below").
+        return sub.add_parser(name, epilog=f"{_STORES} {_EXITS}", **kwargs)
+
+    count = add(
         "count",
         parents=[common],
         help="count the prompt tokens of a message file",
@@ -51,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     count.add_argument("messages", help="JSON file of messages, or - for stdin")
 
-    calibrate = sub.add_parser(
+    calibrate = add(
         "calibrate",
         parents=[common],
         help="learn from a log of recorded calls (JSON lines)",
@@ -74,26 +83,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("log", help="JSON-lines file, or - for stdin")
 
-    stats = sub.add_parser(
-        "stats", parents=[common], help="show the calibration of every model"
+    stats = add(
+        "stats",
+        parents=[common],
+        help="show the calibration of every model",
+        description=(
+            "Show each model's reports, rejections, errors (local and "
+            "calibrated, in percent), confidence and learned coefficients."
+        ),
     )
     stats.add_argument(
         "--json", action="store_true", help="print a JSON object keyed by model"
     )
-    sub.add_parser(
+    add(
         "health",
         parents=[common],
         help="check every model; exit 1 on any warning",
+        description=(
+            "Check every model (missing usage, low confidence, rising error, a "
+            "misreporting server, a fallen-back tokenizer) and exit 1 on any "
+            "warning, a store with nothing learned, or a SQLite path that does "
+            "not exist: a deployment gate."
+        ),
     )
-    export = sub.add_parser(
-        "export", parents=[common], help="save the stored calibration to a file"
+    export = add(
+        "export",
+        parents=[common],
+        help="save the stored calibration to a file",
+        description=(
+            "Write the store's calibration to a JSON-lines file of events "
+            "(numbers and hashes, never prompt text), for tokencal import."
+        ),
     )
     export.add_argument("file", help="calibration file to write")
-    imp = sub.add_parser(
-        "import", parents=[common], help="add a saved calibration to the store"
+    imp = add(
+        "import",
+        parents=[common],
+        help="add a saved calibration to the store",
+        description=(
+            "Add the events of a file written by tokencal export that the "
+            "store does not hold yet; importing a file twice adds nothing."
+        ),
     )
     imp.add_argument("file", help="calibration file written by export")
-    sub.add_parser("demo", help="run the offline demonstration")
+    add(
+        "demo",
+        help="run the offline demonstration",
+        description=(
+            "Run a simulated session against an offline model with hidden "
+            "costs, calibrated live, and print how the counts improve."
+        ),
+    )
     return parser
 
 

@@ -731,6 +731,26 @@ class TestHealth:
         assert "unhealthy" in out
 
 
+class TestSubcommandHelp:
+    """Every subcommand's --help describes it and what --store takes."""
+
+    @pytest.mark.parametrize(
+        "command", ["count", "calibrate", "stats", "health", "export", "import", "demo"]
+    )
+    def test_subcommand_help(
+        self, command: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A description, and the store URLs the "(see below)" points to."""
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        _, _, rest = out.partition("\n\n")
+        assert rest.split("\n\n")[0].strip(), f"{command} has no description"
+        assert "sqlite:///relative.db" in out
+        assert "Exit codes" in out
+
+
 class TestErrorsWhole:
     """An error message is printed whole: its fix is often at the end."""
 
