@@ -231,4 +231,7 @@ def _report(run: _Run, stats: Mapping[str, ModelStats], shown: str) -> None:
             f"{run.name}: skipped {run.skipped} run(s) that were not chat model calls"
         )
     if run.tallies:
-        print(f"saved in {shown}")
+        if shown.startswith("memory://"):
+            print("kept in memory only (--store memory://): nothing was saved")
+        else:
+            print(f"saved in {shown}")

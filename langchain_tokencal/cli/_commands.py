@@ -58,8 +58,10 @@ def count(ctx: Context) -> int:
         msg = f"messages file {args.messages!r}: {err}"
         raise TokenCalError(msg) from err
     tools = read_json(args.tools, "tools file") if args.tools else None
+    if isinstance(tools, dict):
+        tools = [tools]  # one tool schema on its own
     if tools is not None and not isinstance(tools, list):
-        msg = "the tools file must hold a JSON list of tool schemas"
+        msg = "the tools file must hold a tool schema or a JSON list of them"
         raise TokenCalError(msg)
     with opened(ctx) as handler:
         try:

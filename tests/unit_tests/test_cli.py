@@ -228,6 +228,36 @@ class TestCount:
         with_tools = int(capsys.readouterr().out.split()[0])
         assert with_tools > without
 
+    def test_a_single_tool_schema(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A tools file holding one schema, not a list, counts like a list of it."""
+        messages = tmp_path / "m.json"
+        messages.write_text('[["user", "weather in Paris?"]]')
+        one, listed = tmp_path / "one.json", tmp_path / "list.json"
+        one.write_text(json.dumps(convert_to_openai_tool(get_weather)))
+        listed.write_text(json.dumps([convert_to_openai_tool(get_weather)]))
+        counts = []
+        for tools in (one, listed):
+            assert (
+                main(
+                    ["count", "--model", "gpt-4o", "--tools", str(tools), str(messages)]
+                )
+                == 0
+            )
+            counts.append(int(capsys.readouterr().out.split()[0]))
+        assert counts[0] == counts[1]
+
+    def test_memory_store_says_nothing_was_saved(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A calibration into memory:// does not claim to have saved anything."""
+        write_log(tmp_path / "log.jsonl", turns=2)
+        main(["--store", "memory://", "calibrate", str(tmp_path / "log.jsonl")])
+        out = capsys.readouterr().out
+        assert "saved in" not in out
+        assert "nothing was saved" in out
+
     def test_uses_the_stored_calibration(
         self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
