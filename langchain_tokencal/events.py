@@ -446,14 +446,18 @@ def write_events(path: str | os.PathLike[str], events: Iterable[LearnEvent]) -> 
     return count
 
 
-def read_events(path: str | os.PathLike[str]) -> list[LearnEvent]:
+def read_events(
+    path: str | os.PathLike[str], *, strict: bool = False
+) -> list[LearnEvent]:
     """Read a calibration file written by `write_events`.
 
-    Malformed lines are skipped with one warning that counts them.
+    Malformed lines are skipped with one warning that counts them; with
+    ``strict``, one is an `EventError` (a truncated or damaged file).
 
     Raises:
         EventError: If the file is missing, unreadable, or not a calibration
-            file (its first line names the format).
+            file (its first line names the format); with ``strict``, if a
+            line is malformed.
     """
     source = Path(path)
     try:
@@ -484,6 +488,12 @@ def read_events(path: str | os.PathLike[str]) -> list[LearnEvent]:
             events.append(decode_event(line))
         except EventError:
             bad += 1
+    if bad and strict:
+        msg = (
+            f"{str(source)!r} has {bad} malformed line(s) (truncated or damaged?); "
+            "nothing was read from it"
+        )
+        raise EventError(msg)
     if bad:
         logger.warning("skipped %d malformed line(s) in %s", bad, source)
     return events

@@ -173,7 +173,8 @@ def export(ctx: Context) -> int:
 def import_(ctx: Context) -> int:
     """``tokencal import FILE``: add the events the store does not hold yet."""
     path = ctx.args.file
-    events = read_events(path)
+    # A deployment step must not half-import a truncated file and succeed.
+    events = read_events(path, strict=True)
     # Events no counter could have learned are not imported (nor counted as new).
     checked = [e for e in events if _in_range(e)]
     refused = len(events) - len(checked)

@@ -796,6 +796,20 @@ class TestErrorsWhole:
 class TestExportImport:
     """`tokencal export` and `tokencal import`."""
 
+    def test_truncated_file_is_refused(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A cut file imports nothing and exits 1, naming the damage."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        main(["--store", store, "export", str(tmp_path / "cal.jsonl")])
+        text = (tmp_path / "cal.jsonl").read_text()
+        (tmp_path / "cut.jsonl").write_text(text[: len(text) * 2 // 3])
+        other = f"sqlite:///{tmp_path / 'other.db'}"
+        capsys.readouterr()
+        assert main(["--store", other, "import", str(tmp_path / "cut.jsonl")]) == 1
+        assert "malformed line(s) (truncated or damaged?)" in capsys.readouterr().err
+
     def test_round_trip_keeps_estimates(
         self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -382,20 +382,22 @@ class TestImportCommand:
     def test_crafted_file(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Nested, out-of-range and old identity-less lines: skipped, and once only."""
+        """A nested line refuses the file; out-of-range lines are skipped, once only."""
         from langchain_tokencal.cli import main  # noqa: PLC0415 - the top layer
 
         header = json.dumps({"format": "langchain-tokencal-calibration", "version": 1})
         lines = [
             header,
-            nested(5000),
             '["m","prompt",[1,2,3,4,-1000000000],"x",0.0]',
             '["m","error",[1e300,1e300],"x",0.0]',
             '["m","meta",["openai"],"x",0.0]',
         ]
         file = tmp_path / "crafted.jsonl"
-        file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         url = f"sqlite:///{tmp_path / 'calibration.db'}"
+        file.write_text("\n".join([*lines, nested(5000)]) + "\n", encoding="utf-8")
+        assert main(["--store", url, "import", str(file)]) == 1
+        assert "1 malformed line(s)" in capsys.readouterr().err
+        file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         assert main(["--store", url, "import", str(file)]) == 0
         assert "2 out of range were skipped" in capsys.readouterr().out
         assert main(["--store", url, "import", str(file)]) == 0
