@@ -12,6 +12,7 @@ calls). Thread-safe (pure, apart from `kind_of`'s growing tables).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,6 +29,8 @@ from langchain_tokencal._counting.kinds import (
 )
 
 __all__ = ["MessageParts", "message_parts", "plain_parts"]
+
+logger = logging.getLogger(__name__)
 
 # Blocks OpenAI's converter drops (reasoning) or that duplicate the message's
 # parsed tool calls; counting them would count a tool call twice.
@@ -47,6 +50,11 @@ _SKIPPED_BLOCKS: Final = frozenset(
     }
 )
 _IMAGE_BLOCKS: Final = frozenset({"image", "image_url", "input_image"})
+# Media the local counters have no rule for: counted 0 tokens, said once.
+_UNCOUNTED_BLOCKS: Final = frozenset(
+    {"file", "input_file", "document", "audio", "input_audio", "video", "media"}
+)
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,15 @@ def _collect_block(
         # "text" and its Responses-API variants, and any other block that
         # carries text (a plain-text file block, unknown provider blocks).
         texts.append(text)
+    elif kind in _UNCOUNTED_BLOCKS and kind not in _warned:
+        _warned.add(kind)
+        logger.warning(
+            "tokencal: %r content blocks (a PDF, audio, video) count 0 tokens "
+            "locally: the first count of a prompt carrying one is low by what "
+            "the provider charges for it (once reported, that message's cost is "
+            "known)",
+            kind,
+        )
 
 
 def _tool_calls(message: BaseMessage) -> tuple[tuple[str, str, str | None], ...]:

@@ -444,3 +444,30 @@ class TestCounterObserve:
         for bad in ({"nothing": 1}, "twelve", -5, None, True):
             assert counter.observe(HISTORY, bad) == "no usage"
         assert counter.stats().rejected["no usage"] == 5
+
+
+class TestUncountedMedia:
+    """A PDF or audio block counts 0 tokens locally, and says so once."""
+
+    def test_warns_once_per_kind(self, caplog: pytest.LogCaptureFixture) -> None:
+        """One warning naming the block type, not one per count."""
+        import base64  # noqa: PLC0415
+
+        from langchain_tokencal._counting import parts  # noqa: PLC0415
+
+        parts._warned.clear()
+        data = base64.b64encode(b"%PDF-1.7 " * 40_000).decode()
+        pdf = {
+            "type": "file",
+            "source_type": "base64",
+            "mime_type": "application/pdf",
+            "data": data,
+        }
+        message = HumanMessage(content=[{"type": "text", "text": "summarize"}, pdf])
+        handler = TokenCalibrationHandler()
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                handler.count_messages([message], model="gpt-4o")
+        hits = [r for r in caplog.records if "'file' content blocks" in r.getMessage()]
+        assert len(hits) == 1
+        assert "count 0 tokens locally" in hits[0].getMessage()
