@@ -184,9 +184,8 @@ def _collect_block(
         _warned.add(kind)
         logger.warning(
             "tokencal: %r content blocks (a PDF, audio, video) count 0 tokens "
-            "locally: the first count of a prompt carrying one is low by what "
-            "the provider charges for it (once reported, that message's cost is "
-            "known)",
+            "locally, so a count of a prompt carrying one is low by what the "
+            "provider charges for it until reports of such prompts are learned",
             kind,
         )
 
