@@ -182,7 +182,7 @@ def stats_rows(stats: Mapping[str, ModelStats]) -> list[dict[str, Any]]:
                 "bias_%": _pct(s.bias),
                 "baseline_error_%": _pct(s.baseline_error),
                 "confidence": s.confidence,
-                "memo_hit_rate": round(s.memo.hit_rate, 3),
+                "memo_hit_%": _pct(s.memo.hit_rate),
                 "last_input_tokens": usage.input_tokens if usage else None,
                 **{f"coef_{k}": round(v, 4) for k, v in s.coefficients.items()},
             }
@@ -214,7 +214,7 @@ _HTML_COLUMNS = (
     "calibrated_error_%",
     "recent_error_%",
     "confidence",
-    "memo_hit_rate",
+    "memo_hit_%",
 )
 
 

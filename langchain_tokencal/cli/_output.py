@@ -124,7 +124,7 @@ def stats_table(rows: list[dict[str, Any]]) -> str:
             _pct(r["calibrated_error_%"]),
             _pct(r["recent_error_%"]),
             f"{r['confidence']:.3f}",
-            f"{r['memo_hit_rate']:.0%}",
+            _pct(r["memo_hit_%"]),
         )
         for r in rows
     ]
