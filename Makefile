@@ -51,7 +51,14 @@ bench-soak: $(BENCH_STAMP)  ## Stores at 1M reports, memory over 1,000 models, c
 notebooks: $(STAMP)  ## Execute the notebooks and write their outputs back (the tests check they are current).
 	$(ENCODINGS) $(BIN)/python -m tests.run_notebooks
 
-demo: $(STAMP)  ## Run the main job: a simulated session, calibrated live.
+# The demo needs the runtime only (and quicktok for offline encodings), not
+# the test extra's partner clients, notebook and type-checking tools.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)  ## Run the main job: a simulated session, calibrated live.
 	$(ENCODINGS) $(BIN)/python -m langchain_tokencal demo
 
 test: lint typecheck unit integration_tests  ## Lint, type check and run every test (offline).
