@@ -44,6 +44,8 @@ _MIN_LOOKUPS = 1000
 _RISING_FACTOR = 2.0
 _RISING_FLOOR = 0.02
 _REJECTED_SHARE = 0.2
+# Runs without usage beside learned ones, past this share of all: a warning.
+_NO_USAGE_SHARE = 0.2
 
 Severity = Literal["info", "warning"]
 
@@ -141,6 +143,25 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             "warning",
             f"{no_usage} run(s) reported no usage, so nothing was learned; enable "
             "usage reporting (e.g. stream_usage=True for streaming).",
+        )
+    if (
+        no_usage
+        and s.observations
+        and no_usage > _NO_USAGE_SHARE * (no_usage + s.observations)
+    ):
+        add(
+            "partial_no_usage",
+            "warning",
+            f"{no_usage} of {no_usage + s.observations} runs reported no usage "
+            "(a streaming call without stream_usage=True, a client that drops "
+            "it): they are neither billed nor learned from.",
+        )
+    if 0 < s.observations < min_points and s.confidence < _LOW_CONFIDENCE:
+        add(
+            "few_reports",
+            "info",
+            f"confidence {s.confidence:.2f} after {s.observations} report(s): "
+            f"counts lean on the priors until {min_points} reports.",
         )
     if s.observations >= min_points and s.confidence < _LOW_CONFIDENCE:
         add(

@@ -124,7 +124,31 @@ class TestHealth:
         stats = handler.stats()["fake-a"]
         drifted = replace(stats, calibrated_error=0.01, recent_error=0.08)
         report = check_health({"fake-a": drifted}, log=False)
-        assert [i.check for i in report.issues] == ["rising_error"]
+        assert [i.check for i in report.issues if i.severity == "warning"] == [
+            "rising_error"
+        ]
+
+    def test_partial_no_usage_is_a_warning(
+        self, handler: TokenCalibrationHandler
+    ) -> None:
+        """8 of 9 runs without usage is a warning, even with one learned."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 1)
+        silent = FakeUsageChatModel(model="fake-a", report_usage=False)
+        for i in range(8):
+            silent.invoke(f"hi {i}", config={"callbacks": [handler]})
+        report = handler.health(log=False)
+        assert not report.ok
+        (issue,) = [i for i in report.issues if i.check == "partial_no_usage"]
+        assert "8 of 9 runs" in issue.message
+
+    def test_few_reports_with_low_confidence_is_noted(self) -> None:
+        """Below min_points a low confidence is an info, not silence."""
+        from langchain_tokencal import create_counter  # noqa: PLC0415
+
+        stats = replace(create_counter("m").stats(), observations=2, confidence=0.09)
+        report = check_health({"m": stats}, log=False)
+        assert report.ok
+        assert [i.check for i in report.issues] == ["few_reports"]
 
 
 class TestReadableObjects:
