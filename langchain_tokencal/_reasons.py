@@ -22,6 +22,7 @@ __all__ = [
     "IMPLAUSIBLE_RATIO",
     "INFLATED_STREAM",
     "INTERNAL_ERROR",
+    "MALFORMED_USAGE",
     "MODEL_ERROR",
     "MULTIMODAL",
     "NEVER_ENDED",
@@ -50,6 +51,7 @@ Reason = Literal[
     "odd streamed usage",
     "learning backlog full",
     "never ended",
+    "malformed usage",
 ]
 """A reason a report was rejected (a run that taught nothing)."""
 
@@ -85,6 +87,11 @@ the chunk was ignored and the run billed from the rest."""
 BACKLOG: Final[Reason] = "learning backlog full"
 """Reports arrived faster than anything learned them; the oldest waiting
 were dropped (billed, not learned from)."""
+
+MALFORMED_USAGE: Final[Reason] = "malformed usage"
+"""The response carried usage that cannot be true: a negative count, a count
+that is not an integer, parts above their whole (`explain_usage` says which);
+a client, proxy or server mangled it. Billed as nothing, not learned from."""
 
 NEVER_ENDED: Final[Reason] = "never ended"
 """A run started and never reported an end or an error before ``pending_ttl``

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from langchain_tokencal._calibration import stats_frame, stats_html, stats_rows
 from langchain_tokencal._reasons import (
     IMPLAUSIBLE_RATIO,
+    MALFORMED_USAGE,
     NO_USAGE,
     SHRUNK_PREFIX,
     STREAM_WITHOUT_INPUT,
@@ -137,25 +138,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             f"local counting fell back to character classes ({s.counter.reason}); "
             "set TIKTOKEN_CACHE_DIR to a folder holding the tiktoken encodings.",
         )
-    if no_usage and not s.observations:
-        add(
-            "no_usage",
-            "warning",
-            f"{no_usage} run(s) reported no usage, so nothing was learned; enable "
-            "usage reporting (e.g. stream_usage=True for streaming).",
-        )
-    if (
-        no_usage
-        and s.observations
-        and no_usage > _NO_USAGE_SHARE * (no_usage + s.observations)
-    ):
-        add(
-            "partial_no_usage",
-            "warning",
-            f"{no_usage} of {no_usage + s.observations} runs reported no usage "
-            "(a streaming call without stream_usage=True, a client that drops "
-            "it): they are neither billed nor learned from.",
-        )
+    out.extend(_usage_issues(s))
     if 0 < s.observations < min_points and s.confidence < _LOW_CONFIDENCE:
         add(
             "few_reports",
@@ -198,6 +181,48 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             "many_rejected",
             "info",
             f"{rejected} of {total} reports rejected ({reasons}).",
+        )
+    return out
+
+
+def _usage_issues(s: ModelStats) -> list[HealthIssue]:
+    """Runs whose usage was missing or could not be true."""
+    out = []
+    no_usage = s.rejected.get(NO_USAGE, 0)
+    seen = no_usage + s.observations
+    if no_usage and not s.observations:
+        out.append(
+            HealthIssue(
+                s.model,
+                "no_usage",
+                "warning",
+                f"{no_usage} run(s) reported no usage, so nothing was learned; "
+                "enable usage reporting (e.g. stream_usage=True for streaming).",
+            )
+        )
+    elif no_usage > _NO_USAGE_SHARE * seen:
+        out.append(
+            HealthIssue(
+                s.model,
+                "partial_no_usage",
+                "warning",
+                f"{no_usage} of {seen} runs reported no usage (a streaming call "
+                "without stream_usage=True, a client that drops it): they are "
+                "neither billed nor learned from.",
+            )
+        )
+    malformed = s.rejected.get(MALFORMED_USAGE, 0)
+    if malformed:
+        out.append(
+            HealthIssue(
+                s.model,
+                "malformed_usage",
+                "warning",
+                f"{malformed} run(s) reported usage that cannot be true (a "
+                "negative count, one that is not an integer, parts above their "
+                "whole): a client, proxy or server mangles it; "
+                "explain_usage(response) says how.",
+            )
         )
     return out
 

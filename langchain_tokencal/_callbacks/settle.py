@@ -26,12 +26,14 @@ from langchain_tokencal._callbacks.introspect import tool_calls
 from langchain_tokencal._reasons import (
     CACHE_HIT,
     INFLATED_STREAM,
+    MALFORMED_USAGE,
     NO_USAGE,
     STREAM_WITHOUT_INPUT,
 )
 from langchain_tokencal._usage import (
     USAGE_FIELDS,
     TokenUsage,
+    explain_usage,
     parse_usage,
     usage_metadata,
 )
@@ -122,6 +124,15 @@ def reason(usage: TokenUsage | None, streamed: list[int] | None) -> str | None:
         # Chunks that each carried the prompt count were summed by the merge.
         return INFLATED_STREAM
     return None
+
+
+def _missing(payload: object) -> str:
+    """Why a payload gave no usage: none at all, or usage that cannot be true."""
+    try:
+        said = explain_usage(payload)
+    except Exception:  # noqa: BLE001 - only the reason's name is at stake
+        return NO_USAGE
+    return MALFORMED_USAGE if said.startswith("rejected") else NO_USAGE
 
 
 def cumulative_usage(pending: Pending) -> TokenUsage | None:
@@ -262,7 +273,9 @@ class Settler:
         if billed is not None and "llm_cache_hit" not in billed.flags:
             self.bill(pending.model, billed)
         if why is not None or usage is None:
-            counter.reject(why or NO_USAGE)
+            counter.reject(
+                why or _missing(message if message is not None else response)
+            )
             return
         if self.baseline is not None:
             self.baseline.measure(
@@ -294,7 +307,7 @@ class Settler:
             if isinstance(response_or_usage, TokenUsage)
             else parse_usage(response_or_usage, provider)
         )
-        why = reason(usage, None)
+        why = _missing(response_or_usage) if usage is None else reason(usage, None)
         if why is not None or usage is None:
             counter.reject(why or NO_USAGE)
             return why or NO_USAGE

@@ -204,3 +204,27 @@ class TestReadableObjects:
         text = repr(handler._registry.counters[model])
         assert text.startswith(f"CalibratedCounter(model={model!r}")
         assert "reports=6" in text
+
+
+class TestMalformedUsage:
+    """Usage that cannot be true is its own reason, and a health warning."""
+
+    def test_negative_and_string_counts(self, handler: TokenCalibrationHandler) -> None:
+        """Neither is "no usage": each is "malformed usage", and health warns."""
+        from langchain_core.messages import AIMessage  # noqa: PLC0415
+
+        for usage in (
+            {"input_tokens": -5, "output_tokens": 2},
+            {"input_tokens": "ten", "output_tokens": 2},
+        ):
+            why = handler.observe([HumanMessage("hi")], usage, "fake-a")
+            assert why == "malformed usage"
+        assert (
+            handler.observe([HumanMessage("hi")], AIMessage("ok"), "fake-a")
+            == "no usage"
+        )
+        stats = handler.stats()["fake-a"]
+        assert stats.rejected == {"malformed usage": 2, "no usage": 1}
+        report = handler.health(log=False)
+        assert "malformed_usage" in [i.check for i in report.issues]
+        assert not report.ok

@@ -127,7 +127,9 @@ class TestCumulativeStreams:
         """A cumulative stream is not a problem to report."""
         llm = vllm(handler, VllmServer())
         streamed(llm, start())
-        assert handler.health(log=False).issues == ()
+        # One report: only the note that counts still lean on the priors.
+        checks = [i.check for i in handler.health(log=False).issues]
+        assert checks in ([], ["few_reports"])
 
 
 class TestOutputOnlyStreams:
