@@ -35,7 +35,7 @@ from langchain_tokencal.config import (
 )
 from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.events import read_events, write_events
-from langchain_tokencal.storage import MemoryStore
+from langchain_tokencal.storage import MemoryStore, check_model
 from langchain_tokencal.storage._deferred import open_or_defer
 from langchain_tokencal.storage._sync import StoreSync
 from langchain_tokencal.storage._urls import ENV_VAR
@@ -91,6 +91,10 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             answers `count_messages`, `counter()` and `trim` with the
             baseline (``count_tokens_approximately`` unless given) while ours
             learns and is measured, for a staged rollout.
+        origin: The identity written on this handler's events (default: a
+            new random one). Stores apply each ``(origin, sequence)`` once, so
+            a handler replaying one source with a fixed origin (``tokencal
+            calibrate`` does, from the file's hash) cannot store it twice.
         clock: Monotonic clock for the caches, injectable for tests.
         **settings: Individual `CounterConfig` settings over ``config``.
 
@@ -121,6 +125,7 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         clock: Callable[[], float] | None = None,
         baseline: Callable[..., int] | None = None,
         mode: Mode = "calibrated",
+        origin: str | None = None,
         **settings: Any,
     ) -> None:
         """Create a handler (loading what ``store`` already holds)."""
@@ -134,7 +139,7 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             self.config.pending_ttl,
             **({} if clock is None else {"clock": clock}),
         )
-        self.origin = uuid4().hex
+        self.origin = uuid4().hex if origin is None else _check_origin(origin)
         _check_interval(sync_interval)
         if store is None:
             # The store the tokencal command uses, when one is configured.
@@ -476,3 +481,12 @@ def _check_interval(seconds: object) -> None:
     ):
         msg = f"sync_interval must be a positive number of seconds, got {seconds!r}."
         raise ConfigError(msg)
+
+
+def _check_origin(origin: object) -> str:
+    """Refuse an origin a store could not keep (as a model name, it is text)."""
+    try:
+        return check_model(origin)
+    except ConfigError:
+        msg = f"origin= must be UTF-8 text of 1 to 512 characters, got {origin!r:.60}."
+        raise ConfigError(msg) from None

@@ -7,23 +7,27 @@ reports, and the coefficients learned.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from langchain_tokencal._callbacks import TokenCalibrationHandler
 from langchain_tokencal._providers import canonical
 from langchain_tokencal.cli._logs import call_of, log_lines
 from langchain_tokencal.cli._messages import BadLineError, Converter
 from langchain_tokencal.cli._output import coefficients_text, first_line, print_error
 from langchain_tokencal.cli._session import opened, stats_for
+from langchain_tokencal.storage import StoreError, open_store
+from langchain_tokencal.storage._base import StoreBase
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from langchain_tokencal._calibration import ModelStats
-    from langchain_tokencal._callbacks import TokenCalibrationHandler
     from langchain_tokencal.cli._logs import Call
     from langchain_tokencal.cli._session import Context
 
@@ -182,9 +186,28 @@ class _Run:
 
 
 def calibrate(ctx: Context) -> int:
-    """``tokencal calibrate LOG``: exit 1 if any line was bad (and skipped)."""
+    """``tokencal calibrate LOG``: exit 1 if any line was bad (and skipped).
+
+    A log file is learned under an origin derived from its content, so the
+    store applies it once: the same file again is refused (``--again`` learns
+    it anew, under a fresh origin).
+    """
     args = ctx.args
-    with log_lines(args.log) as (name, total, lines), opened(ctx) as handler:
+    origin = None if args.log == "-" or args.again else _file_origin(args.log)
+    if origin is not None and _already(ctx, origin):
+        print(
+            f"{args.log}: already calibrated into {ctx.shown} (the same content); "
+            "nothing learned. Pass --again to learn from it again."
+        )
+        return 0
+
+    def make() -> TokenCalibrationHandler:
+        return TokenCalibrationHandler(store=ctx.url, origin=origin)
+
+    with (
+        log_lines(args.log) as (name, total, lines),
+        opened(ctx, make) as handler,
+    ):
         progress = _Progress(total, enabled=args.progress or sys.stderr.isatty())
         run = _Run(ctx, handler, name, progress)
         lineno = done = 0
@@ -203,6 +226,32 @@ def calibrate(ctx: Context) -> int:
         print_error(f"{run.bad} bad line(s) in {name} were skipped")
         return 1
     return 0
+
+
+def _file_origin(path: str) -> str | None:
+    """``calibrate-`` and the SHA-256 of the file's bytes (None if unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None  # log_lines reports it
+    return "calibrate-" + digest.hexdigest()[:32]
+
+
+def _already(ctx: Context, origin: str) -> bool:
+    """Whether the store applied events of ``origin`` before."""
+    try:
+        store = open_store(ctx.url)
+    except StoreError:
+        return False  # the handler's own check says what is wrong
+    try:
+        return isinstance(store, StoreBase) and store.applied(origin) > 0
+    except StoreError:
+        return False
+    finally:
+        store.close()
 
 
 def _report(run: _Run, stats: Mapping[str, ModelStats], shown: str) -> None:

@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show progress on stderr (the default when stderr is a terminal)",
     )
+    calibrate.add_argument(
+        "--again",
+        action="store_true",
+        help="learn from a file the store already learned from (counted again)",
+    )
     calibrate.add_argument("log", help="JSON-lines file, or - for stdin")
 
     stats = add(

@@ -194,6 +194,15 @@ class StoreBase(Store):
         """Add events at the end of the log (see `Store.append`)."""
         self.apply_batch(events)
 
+    def applied(self, origin: str) -> int:
+        """The highest sequence number applied from ``origin`` (0: none known).
+
+        Raises:
+            StoreError: The store is unreachable or broken.
+        """
+        del origin  # a store without identities knows none
+        return 0
+
     # Snapshots: a store that keeps them overrides all three.
 
     def read_snapshot(self) -> Snapshot | None:

@@ -191,6 +191,12 @@ class MemoryStore(StoreBase):
                 self._sweep()
             return deleted
 
+    def applied(self, origin: str) -> int:
+        """The origin's highest applied sequence number (see `StoreBase.applied`)."""
+        with self._lock:
+            self._check_open("read the origins of")
+            return self._marks.get(origin, 0)
+
     def close(self) -> None:
         """Mark the store closed; later calls raise `StoreError`."""
         with self._lock:

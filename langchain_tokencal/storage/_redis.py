@@ -278,6 +278,13 @@ class RedisStore(StoreBase):
         )
         return None if deleted < 0 else deleted
 
+    def applied(self, origin: str) -> int:
+        """The origin's mark in the ``origins`` hash (see `StoreBase.applied`)."""
+        mark = self._run(
+            "read the origins of", lambda client: client.hget(self._origins, origin)
+        )
+        return int(mark) if mark else 0
+
     def take_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Take or renew a lease key with an expiry (see `StoreBase.take_lease`)."""
         key = f"{self.prefix}lease:{name}"

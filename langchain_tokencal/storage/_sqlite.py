@@ -320,6 +320,16 @@ class SQLiteStore(StoreBase):
 
         return self._write("write a snapshot to", write)
 
+    def applied(self, origin: str) -> int:
+        """The origin's mark in ``tokencal_origins`` (see `StoreBase.applied`)."""
+        row = self._run(
+            "read the origins of",
+            lambda conn: conn.execute(
+                "SELECT seq FROM tokencal_origins WHERE origin = ?", (origin,)
+            ).fetchone(),
+        )
+        return int(row[0]) if row else 0
+
     def take_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Take or renew a lease row (see `StoreBase.take_lease`)."""
         now = time.time()

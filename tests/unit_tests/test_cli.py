@@ -761,6 +761,39 @@ class TestHealth:
         assert "unhealthy" in out
 
 
+class TestCalibrateOnce:
+    """The same log calibrated twice is learned once; --again learns it again."""
+
+    def test_same_file_twice(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The second run learns nothing and says why; the store holds it once."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        log = str(tmp_path / "log.jsonl")
+        assert main(["--store", store, "calibrate", log]) == 0
+        capsys.readouterr()
+        assert main(["--store", store, "calibrate", log]) == 0
+        assert "already calibrated" in capsys.readouterr().out
+        once = _stats_json(store, capsys)["fake-claude"]
+        assert (once["reports"], once["repeats"]) == (4, 0)
+        assert main(["--store", store, "calibrate", "--again", log]) == 0
+        out = capsys.readouterr().out
+        assert "already calibrated" not in out
+        assert "4 calls read, 4 learned" in out
+
+    def test_changed_file_is_learned(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Another content is another origin: learned."""
+        write_log(tmp_path / "log.jsonl", turns=4)
+        log = str(tmp_path / "log.jsonl")
+        main(["--store", store, "calibrate", log])
+        write_log(tmp_path / "log.jsonl", turns=6)
+        capsys.readouterr()
+        main(["--store", store, "calibrate", log])
+        assert "already calibrated" not in capsys.readouterr().out
+
+
 class TestSubcommandHelp:
     """Every subcommand's --help describes it and what --store takes."""
 

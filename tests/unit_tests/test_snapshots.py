@@ -226,6 +226,15 @@ class TestWriters:
             time.sleep(0.05)
             assert store.take_lease("snapshot", "b", 60)  # type: ignore[attr-defined]
 
+    def test_applied_marks(self, make_store: Callable[..., Any]) -> None:
+        """A store says how far it applied an origin; unknown origins are 0."""
+        _, store = make_store("marks")
+        with closing(store):
+            events = learned_events(5, seed=7)
+            feed(store, events)
+            assert store.applied("elsewhere") == max(e.seq for e in events)  # type: ignore[attr-defined]
+            assert store.applied("nobody") == 0  # type: ignore[attr-defined]
+
     def test_compare_and_set(self, make_store: Callable[..., Any]) -> None:
         """A snapshot built on an old base is refused; nothing changes."""
         _, store = make_store("cas")
