@@ -75,30 +75,27 @@ def instrument(
     provider = meter_provider or metrics.get_meter_provider()
     meter = provider.get_meter(name)
     view = _View(handler, metrics.Observation)
-    meter.create_observable_counter(
-        "tokencal.reports", [view.reports], unit="{report}",
-        description="Reports learned from",
-    )  # fmt: skip
-    meter.create_observable_counter(
-        "tokencal.rejections", [view.rejections], unit="{report}",
-        description="Reports not learned from, by reason",
-    )  # fmt: skip
-    meter.create_observable_counter(
-        "tokencal.billed_tokens", [view.billed], unit="{token}",
-        description="Tokens billed, by kind",
-    )  # fmt: skip
-    meter.create_observable_gauge(
-        "tokencal.calibrated_error", [view.calibrated_error], unit="1",
-        description="Mean absolute relative error of the calibrated count",
-    )  # fmt: skip
-    meter.create_observable_gauge(
-        "tokencal.confidence", [view.confidence], unit="1",
-        description="Confidence of a typical estimate",
-    )  # fmt: skip
     view.histogram = meter.create_histogram(
-        "tokencal.prediction_error", unit="1",
+        "tokencal.prediction_error",
+        unit="1",
         description="Relative error of each new report's calibrated count",
+    )
+    # ``reports`` first: a collection calls the callbacks in this order, and
+    # the first reads the statistics the others reuse.
+    observed = (
+        (meter.create_observable_counter, "reports", view.reports, "{report}",
+         "Reports learned from"),
+        (meter.create_observable_counter, "rejections", view.rejections, "{report}",
+         "Reports not learned from, by reason"),
+        (meter.create_observable_counter, "billed_tokens", view.billed, "{token}",
+         "Tokens billed, by kind"),
+        (meter.create_observable_gauge, "calibrated_error", view.calibrated_error,
+         "1", "Mean absolute relative error of the calibrated count"),
+        (meter.create_observable_gauge, "confidence", view.confidence, "1",
+         "Confidence of a typical estimate"),
     )  # fmt: skip
+    for create, metric, callback, unit, description in observed:
+        create(f"tokencal.{metric}", [callback], unit=unit, description=description)
     return meter
 
 
@@ -110,7 +107,7 @@ class _View:
         self._observation = observation
         self._lock = threading.Lock()
         self._stats: dict[str, Any] = {}
-        self._at = False  # read at least once
+        self._read = False  # the statistics were read at least once
         self._seen: dict[str, int] = {}  # observations recorded in the histogram
         self.histogram: Any = None
 
@@ -121,10 +118,10 @@ class _View:
         so ``reports`` (registered first) reads and the others reuse it.
         """
         with self._lock:
-            if read or not self._at:
+            if read or not self._read:
                 self._stats = self._handler.stats()
                 self._record_errors(self._stats)
-                self._at = True
+                self._read = True
             return self._stats
 
     def _record_errors(self, stats: dict[str, Any]) -> None:

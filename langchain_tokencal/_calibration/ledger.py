@@ -33,7 +33,7 @@ from langchain_tokencal._cache import CacheStats, TTLCache
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["Ledger", "LedgerStats", "prefix_hashes"]
+__all__ = ["Ledger", "LedgerStats", "as_hash", "prefix_hashes"]
 
 _MASK = (1 << 64) - 1
 # The maps `Ledger.export` writes, in the order `Ledger.restore` reads them.
@@ -268,12 +268,12 @@ class Ledger:
             # the provider's).
             floor = -_MAX_VALUE if name == "bases" else 0.0
             pairs = [
-                (_hash(flat[i]), value(_number(flat[i + 1], floor)))
+                (as_hash(flat[i]), value(_number(flat[i + 1], floor)))
                 for i in range(0, len(flat), 2)
             ]
             maps.append((getattr(self, name), pairs))
         filters = [
-            (getattr(self, f"_{name}"), [_hash(k) for k in data[name]])
+            (getattr(self, f"_{name}"), [as_hash(k) for k in data[name]])
             for name in ("firsts", "ends")
         ]
         for cache, pairs in maps:
@@ -297,7 +297,7 @@ def _flat(items: Sequence[tuple[int, float]]) -> list[float]:
     return [x for pair in items for x in pair]
 
 
-def _hash(value: object) -> int:
+def as_hash(value: object) -> int:
     """A 64-bit hash or digest read back from a snapshot, or ValueError."""
     if isinstance(value, bool) or not isinstance(value, int):
         msg = f"not a hash: {value!r:.40}"

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Final
 
+from langchain_tokencal._calibration.ledger import as_hash
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -137,7 +139,7 @@ def _parse(state: CounterState, data: Mapping[str, Any]) -> _Parsed:
     rejected = {
         _reason(reason): _count(n) for reason, n in dict(data["rejected"]).items()
     }
-    replies = {_digest(d) for d in data["replies"]}
+    replies = {as_hash(d) for d in data["replies"]}
     leftovers = [_ratio(x, _MAX_COUNT) for x in data["leftovers"]]
     return (
         zscores,
@@ -169,17 +171,6 @@ def _count(value: object) -> int:
         raise TypeError(msg)
     if not 0 <= value <= _MAX_COUNT:
         msg = f"a count out of range: {value}"
-        raise ValueError(msg)
-    return value
-
-
-def _digest(value: object) -> int:
-    """A 64-bit message digest."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        msg = f"not a digest: {value!r:.40}"
-        raise TypeError(msg)
-    if not -(2**63) <= value < 2**64:
-        msg = f"a digest out of range: {value}"
         raise ValueError(msg)
     return value
 

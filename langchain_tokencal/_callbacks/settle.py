@@ -33,6 +33,7 @@ from langchain_tokencal._reasons import (
 from langchain_tokencal._usage import (
     USAGE_FIELDS,
     TokenUsage,
+    coerce_usage,
     explain_usage,
     parse_usage,
     usage_metadata,
@@ -302,11 +303,7 @@ class Settler:
         provider: str | None,
     ) -> str | None:
         """Bill and learn one call made without callbacks; why not, or None."""
-        usage = (
-            response_or_usage
-            if isinstance(response_or_usage, TokenUsage)
-            else parse_usage(response_or_usage, provider)
-        )
+        usage = coerce_usage(response_or_usage, provider)
         why = _missing(response_or_usage) if usage is None else reason(usage, None)
         if why is not None or usage is None:
             counter.reject(why or NO_USAGE)

@@ -123,12 +123,13 @@ def parse_usage(
     return None
 
 
-def coerce_usage(usage: object) -> TokenUsage | None:
+def coerce_usage(usage: object, provider: str | None = None) -> TokenUsage | None:
     """A `TokenUsage` from itself, from reported input tokens, or from a payload.
 
     An ``int`` is the reported input tokens (no output); anything else is
     read by `parse_usage` (a usage dict, a provider response, an
-    ``AIMessage``). ``None`` when it holds no usage to trust.
+    ``AIMessage``; ``provider`` as there). ``None`` when it holds no usage
+    to trust.
 
     Example:
         ```python
@@ -145,7 +146,7 @@ def coerce_usage(usage: object) -> TokenUsage | None:
         if not 0 < usage <= MAX_COUNT:
             return None
         return TokenUsage(input_tokens=usage, output_tokens=0, total_tokens=usage)
-    return parse_usage(usage)
+    return parse_usage(usage, provider)
 
 
 def explain_usage(payload: object, provider: str | None = None) -> str:
