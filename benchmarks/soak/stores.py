@@ -155,6 +155,32 @@ def _kept(url: str) -> int:
         store.close()
 
 
+def _measured(  # noqa: PLR0917 - one row's measurements
+    store: str,
+    url: str,
+    snapshots: bool,  # noqa: FBT001
+    reports: int,
+    events: int,
+    write_s: float,
+    size: int,
+) -> StoreRun:
+    """A filled store's row: what it kept, and a new handler's start-up on it."""
+    start = _startup(url)
+    return StoreRun(
+        store,
+        snapshots,
+        reports,
+        events,
+        _kept(url),
+        round(write_s, 2),
+        round(size / 1e6, 1),
+        round(start["ready_s"], 3),
+        round(start["rss_mb"], 1),
+        round(_baseline(), 1),
+        int(start["observations"]),
+    )
+
+
 def run_sqlite(
     seed: list[LearnEvent], per_copy: int, reports: int, *, snapshots: bool = True
 ) -> StoreRun:
@@ -167,20 +193,10 @@ def run_sqlite(
         events = _fill(url, seed, per_copy, reports, snapshots=snapshots)
         write_s = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in folder.iterdir())
-        start = _startup(url)
-        return StoreRun(
-            "sqlite",
-            snapshots,
-            max(1, reports // per_copy) * per_copy,
-            events,
-            _kept(url),
-            round(write_s, 2),
-            round(size / 1e6, 1),
-            round(start["ready_s"], 3),
-            round(start["rss_mb"], 1),
-            round(_baseline(), 1),
-            int(start["observations"]),
-        )
+        return _measured(
+            "sqlite", url, snapshots, max(1, reports // per_copy) * per_copy,
+            events, write_s, size,
+        )  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -211,20 +227,10 @@ def run_redis(
         import redis  # noqa: PLC0415 - the [redis] extra, only for this section
 
         used = redis.Redis(unix_socket_path=str(sock)).info("memory")["used_memory"]
-        start = _startup(url)
-        return StoreRun(
-            "redis",
-            snapshots,
-            max(1, reports // per_copy) * per_copy,
-            events,
-            _kept(url),
-            round(write_s, 2),
-            round(int(used) / 1e6, 1),
-            round(start["ready_s"], 3),
-            round(start["rss_mb"], 1),
-            round(_baseline(), 1),
-            int(start["observations"]),
-        )
+        return _measured(
+            "redis", url, snapshots, max(1, reports // per_copy) * per_copy,
+            events, write_s, int(used),
+        )  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -49,13 +49,24 @@ from benchmarks.speed.timing import (
     stats,
 )
 from langchain_tokencal import TokenCalibrationHandler
-from langchain_tokencal._counting.hf import message_dicts
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "tests" / "unit_tests" / "data" / "deepseek_v3_template.jinja"
 DEEPSEEK = "deepseek-ai/DeepSeek-V3"
 MISTRAL = "mistral-large-latest"
 GPT_OSS = "gpt-oss-120b"
+
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+def _turns(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    """The plain chat as role/content dicts, converted here, not by the package.
+
+    The floors run outside the package: `chat` builds text-only system, user
+    and assistant turns, so this is all a floor needs.
+    """
+    return [{"role": _ROLES[m.type], "content": m.text} for m in messages]
 
 
 @contextmanager
@@ -101,7 +112,7 @@ def _deepseek_floor(folder: Path) -> Callable[[list[BaseMessage]], int]:
 
     def count(messages: list[BaseMessage]) -> int:
         text = template.render(
-            messages=message_dicts(messages),
+            messages=_turns(messages),
             add_generation_prompt=True,
             bos_token=config["bos_token"]["content"],
             eos_token=config["eos_token"]["content"],
@@ -135,9 +146,7 @@ def _mistral_floor() -> Callable[[list[BaseMessage]], int] | None:
     }
 
     def count(messages: list[BaseMessage]) -> int:
-        converted = [
-            kinds[d["role"]](content=d["content"]) for d in message_dicts(messages)
-        ]
+        converted = [kinds[d["role"]](content=d["content"]) for d in _turns(messages)]
         request = ChatCompletionRequest(messages=converted)
         return len(tokenizer.encode_chat_completion(request).tokens)
 
@@ -153,7 +162,7 @@ def _harmony_floor() -> Callable[[list[BaseMessage]], int]:
         # The harmony layout of plain chat turns (start, role, message, end),
         # then the assistant's start: tokenized once, whole.
         parts = []
-        for d in message_dicts(messages):
+        for d in _turns(messages):
             role = "developer" if d["role"] == "system" else d["role"]
             parts.append(f"<|start|>{role}<|message|>{d['content']}<|end|>")
         return len(
