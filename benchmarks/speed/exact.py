@@ -8,8 +8,10 @@ request encoder) and ``gpt-oss-120b`` (tiktoken's ``o200k_harmony``). For
 each, over the same history, side by side:
 
 - *floor*: the model's own encoder on the whole prompt once, outside the
-  package (jinja2 + ``tokenizers`` as vLLM renders; ``encode_chat_completion``;
-  ``o200k_harmony`` over the rendered harmony text);
+  package (jinja2 + ``tokenizers`` as vLLM renders; ``encode_chat_completion``,
+  which also decodes the whole request into ``Tokenized.text``, a cost a
+  count does not need and ours skips; openai-harmony's
+  ``render_conversation_for_completion``);
 - *new*: a fresh handler counts the history (every message new to it):
   ``<= 1.3x`` the floor, the target the o200k counters meet;
 - *seen*: the same handler counts the same list again: ``<= 1.5x`` the time
@@ -20,12 +22,14 @@ each, over the same history, side by side:
   floor again).
 """
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,7 @@ TEMPLATE = ROOT / "tests" / "unit_tests" / "data" / "deepseek_v3_template.jinja"
 DEEPSEEK = "deepseek-ai/DeepSeek-V3"
 MISTRAL = "mistral-large-latest"
 GPT_OSS = "gpt-oss-120b"
+_O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
 
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -154,19 +159,78 @@ def _mistral_floor() -> Callable[[list[BaseMessage]], int] | None:
 
 
 def _harmony_floor() -> Callable[[list[BaseMessage]], int]:
+    """openai-harmony's own rendering for completion, else the bare layout.
+
+    openai-harmony (the test extra) renders and tokenizes in Rust, as vLLM
+    does for gpt-oss; it reads ``o200k_base`` from a folder given by
+    ``TIKTOKEN_ENCODINGS_BASE``, filled from the tiktoken cache. Without it,
+    the harmony layout of the turns (no system header) tokenized whole.
+    """
+    floor = _official_harmony()
+    if floor is not None:
+        return floor
     import tiktoken  # noqa: PLC0415
 
     enc = tiktoken.get_encoding("o200k_harmony")
 
     def count(messages: list[BaseMessage]) -> int:
-        # The harmony layout of plain chat turns (start, role, message, end),
-        # then the assistant's start: tokenized once, whole.
         parts = []
         for d in _turns(messages):
             role = "developer" if d["role"] == "system" else d["role"]
             parts.append(f"<|start|>{role}<|message|>{d['content']}<|end|>")
         return len(
             enc.encode("".join(parts) + "<|start|>assistant", allowed_special="all")
+        )
+
+    return count
+
+
+def _official_harmony() -> Callable[[list[BaseMessage]], int] | None:
+    try:
+        import openai_harmony as h  # noqa: PLC0415 - the test extra's
+    except ImportError:
+        return None
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR", "")
+    name = hashlib.sha1(_O200K_URL.encode()).hexdigest()  # noqa: S324 - tiktoken's file name
+    source = Path(cache) / name
+    if not source.is_file():
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="tokencal-harmony-"))
+    old = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
+    try:
+        shutil.copy(source, folder / "o200k_base.tiktoken")
+        os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(folder)
+        encoding = h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
+    finally:
+        if old is None:
+            os.environ.pop("TIKTOKEN_ENCODINGS_BASE", None)
+        else:
+            os.environ["TIKTOKEN_ENCODINGS_BASE"] = old
+        shutil.rmtree(folder, ignore_errors=True)
+    today = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d")
+
+    def count(messages: list[BaseMessage]) -> int:
+        turns = _turns(messages)
+        system = h.SystemContent.new().with_conversation_start_date(today)
+        out = [h.Message.from_role_and_content(h.Role.SYSTEM, system)]
+        instructions = [d["content"] for d in turns if d["role"] == "system"]
+        if instructions:
+            developer = h.DeveloperContent.new().with_instructions(
+                "\n\n".join(instructions)
+            )
+            out.append(h.Message.from_role_and_content(h.Role.DEVELOPER, developer))
+        for d in turns:
+            if d["role"] == "user":
+                out.append(h.Message.from_role_and_content(h.Role.USER, d["content"]))
+            elif d["role"] == "assistant":
+                out.append(
+                    h.Message.from_role_and_content(
+                        h.Role.ASSISTANT, d["content"]
+                    ).with_channel("final")
+                )
+        conversation = h.Conversation.from_messages(out)
+        return len(
+            encoding.render_conversation_for_completion(conversation, h.Role.ASSISTANT)
         )
 
     return count

@@ -27,6 +27,8 @@ import logging
 import re
 import string
 import threading
+from array import array
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
 from langchain_tokencal._counting.parts import message_parts
@@ -98,7 +100,9 @@ _FAMILIES: Final = (
 _PREFIXES: Final = ("mistralai/", "mistral/")
 _CALL_ID: Final = re.compile(r"[A-Za-z0-9]{9}")
 _ALPHABET: Final = string.digits + string.ascii_lowercase + string.ascii_uppercase
-_loaded: dict[str, Any] = {}
+# Token ids kept per vocabulary for the texts encoded last (see `_IdMemo`).
+_MEMO_TOKENS: Final = 1_000_000
+_loaded: dict[str, tuple[Any, threading.Lock]] = {}
 _loading = threading.Lock()
 
 
@@ -128,11 +132,59 @@ def mistral_variant(model: str) -> str | None:
     return None
 
 
-def _load(variant: str) -> Any:
-    """The bundled `MistralTokenizer` of a variant, loaded once per process."""
+class _IdMemo:
+    """A vocabulary whose ``encode`` remembers the ids of recent texts.
+
+    The request encoder tokenizes each message's text on its own (and the
+    counter has just tokenized the same texts for their records), so a
+    whole request re-encodes only what is new: a chat's next call costs its
+    new turn, not its history. Ids are kept as compact arrays, least
+    recently used dropped past `_MEMO_TOKENS` tokens, and handed out as fresh
+    lists (the encoder appends to them). It does not decode: the encoder
+    decodes every request it encodes into ``Tokenized.text``, which a count
+    never reads and which costs more than the encoding itself. Not
+    thread-safe: used under the vocabulary's lock.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._ids: OrderedDict[str, array[int]] = OrderedDict()
+        self._size = 0
+
+    def encode(self, text: str, bos: bool, eos: bool) -> list[int]:  # noqa: FBT001 - the vocabulary's signature
+        """The ids of ``text``, from the memo when neither BOS nor EOS is asked."""
+        if bos or eos:
+            return list(self._raw.encode(text, bos=bos, eos=eos))
+        ids = self._ids.get(text)
+        if ids is not None:
+            self._ids.move_to_end(text)
+            return ids.tolist()
+        out = list(self._raw.encode(text, bos=False, eos=False))
+        self._ids[text] = array("I", out)
+        self._size += len(out)
+        while self._size > _MEMO_TOKENS and self._ids:
+            self._size -= len(self._ids.popitem(last=False)[1])
+        return out
+
+    def decode(self, tokens: list[int], **_: Any) -> str:
+        """No text: only the encoder's ``Tokenized.text`` asks, never read."""
+        del tokens
+        return ""
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (control tokens, ids of BOS and EOS) is the vocabulary's.
+        return getattr(self._raw, name)
+
+
+def _load(variant: str) -> tuple[Any, threading.Lock]:
+    """The bundled `MistralTokenizer` of a variant and its lock, once per process.
+
+    Counters of one variant share the tokenizer, its id memo and the lock
+    that serializes them.
+    """
     with _loading:
-        tokenizer = _loaded.get(variant)
-        if tokenizer is None:
+        found = _loaded.get(variant)
+        if found is None:
             from mistral_common.tokens.tokenizers.mistral import (  # noqa: PLC0415
                 MistralTokenizer,
             )
@@ -147,8 +199,10 @@ def _load(variant: str) -> Any:
                 tokenizer = MistralTokenizer.v3(is_tekken=tekken, is_mm=mm)
             else:
                 tokenizer = MistralTokenizer.v7(is_mm=mm)
-            _loaded[variant] = tokenizer
-        return tokenizer
+            instruct: Any = tokenizer.instruct_tokenizer  # its vocabulary is swapped
+            instruct.tokenizer = _IdMemo(instruct.tokenizer)
+            found = _loaded[variant] = (tokenizer, threading.Lock())
+        return found
 
 
 def _call_id(raw: str | None) -> str:
@@ -240,8 +294,8 @@ def mistral_request(
 class MistralCounter(RenderedCounter):
     """Exact counts with mistral-common's request encoder.
 
-    Thread-safe: encoding is serialized by a lock (mistral-common does not
-    promise its tokenizers are).
+    Thread-safe: encoding is serialized by a lock per vocabulary
+    (mistral-common does not promise its tokenizers are).
 
     Args:
         model: The Mistral model name (picks the tokenizer; see
@@ -270,12 +324,11 @@ class MistralCounter(RenderedCounter):
             msg = f"{model!r} is not a Mistral model name"
             raise ValueError(msg)
         try:
-            self._tok = _load(variant)
+            self._tok, self._lock = _load(variant)
         except ImportError as err:
             msg = f"Counting {model!r} exactly needs mistral-common: {INSTALL_HINT}"
             raise ImportError(msg) from err
         self._raw = self._tok.instruct_tokenizer.tokenizer
-        self._lock = threading.Lock()
         self._warned = False
         self.variant = variant
         super().__init__(

@@ -39,6 +39,9 @@ class RenderedCounter(LocalCounter):
 
     framing = 0
     renders_whole_prompt = True
+    # True when the contents are tiktoken text of the counter's encoding, so
+    # `LocalCounter`'s batch on two threads counts them.
+    batch_contents = False
     # Token counts of rendered text pieces, by text, when the subclass counts
     # its rendering piece by piece; message contents share it, so the first
     # render of a list tokenizes each content once, not twice.
@@ -85,22 +88,24 @@ class RenderedCounter(LocalCounter):
         return 0.0
 
     def _tokenize_contents(self, plains: Any) -> dict[int, int]:
-        """No tiktoken batch: contents are counted one by one."""
-        del plains
-        return {}
+        """A tiktoken batch when `batch_contents`, else one by one."""
+        return super()._tokenize_contents(plains) if self.batch_contents else {}
 
     def _text(
         self, text: str, data: bytes, tokens: float | None = None
     ) -> tuple[float, tuple[float, ...]]:
         """Tokens of a text by the model's tokenizer, split by content class."""
+        pieces = self._pieces
         if tokens is None:
-            pieces = self._pieces
             found = pieces.get(text) if pieces is not None else None
             if found is None:
                 found = self._count_text(text)
                 if pieces is not None:
                     pieces.put(text, found)
             tokens = found
+        elif pieces is not None:
+            # Counted in a batch (`_tokenize_contents`): the rendering reuses it.
+            pieces.put(text, int(tokens))
         return super()._text(text, data, tokens)
 
     def prepare(

@@ -350,3 +350,47 @@ class TestExact:
         turns = [_t("user", "Weather?"), *CONVERSATIONS[7][1:]]
         plain = counter(_langchain([turns[0]]))
         assert counter(_langchain(turns)) > plain + 10
+
+
+class TestIdMemo:
+    """The vocabulary's id memo changes speed, never a count."""
+
+    @pytest.mark.parametrize("model", MODELS)
+    def test_growing_chat_through_one_handler(
+        self, truth: dict[str, Any], model: str
+    ) -> None:
+        """Each call of a growing chat, counted warm, equals the encoder.
+
+        A call's prompt ends with a user or tool turn (the encoder refuses
+        others), so those are the prefixes counted.
+        """
+        handler = TokenCalibrationHandler()
+        for conversation in CONVERSATIONS:
+            for end in range(1, len(conversation) + 1):
+                prefix = conversation[:end]
+                if prefix[-1][0] not in {"user", "tool"}:
+                    continue
+                expected = _truth_count(truth[model], prefix, None)
+                got = handler.count_messages(_langchain(prefix), model=model)
+                assert got == expected, (model, end)
+
+    def test_fresh_lists_and_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Callers may append to what encode returns; old texts are dropped."""
+        from langchain_tokencal._counting import mistral  # noqa: PLC0415
+
+        raw = MistralTokenizer.v7().instruct_tokenizer.tokenizer
+        memo = mistral._IdMemo(raw)
+        first = memo.encode("hello world", bos=False, eos=False)
+        first.append(-1)
+        assert memo.encode("hello world", bos=False, eos=False) == raw.encode(
+            "hello world", bos=False, eos=False
+        )
+        assert memo.encode("hi", bos=True, eos=False) == raw.encode(
+            "hi", bos=True, eos=False
+        )
+        assert memo.eos_id == raw.eos_id
+        monkeypatch.setattr(mistral, "_MEMO_TOKENS", 10)
+        for word in ("alpha beta gamma", "delta epsilon zeta", "eta theta iota"):
+            memo.encode(word * 3, bos=False, eos=False)
+        assert memo._size <= 10
+        assert "hello world" not in memo._ids
