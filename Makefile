@@ -12,7 +12,7 @@ ifeq ($(origin TIKTOKEN_CACHE_DIR), undefined)
   endif
 endif
 
-.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed bench-agents bench-soak notebooks clean
+.PHONY: help install demo test unit lint format typecheck integration_tests bench-accuracy bench-speed bench-agents bench-soak docs-check docs notebooks clean
 
 help:  ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ bench-agents: $(BENCH_STAMP)  ## When agent summarization and context editing fi
 
 bench-soak: $(BENCH_STAMP)  ## Stores at 1M reports, memory over 1,000 models, count latency under 16 busy threads (QUICK=1 for a smoke run).
 	$(ENCODINGS) $(BIN)/python -m benchmarks.soak $(if $(QUICK),--quick)
+
+docs-check: $(STAMP)  ## Run every README example and compare its output with the README.
+	$(ENCODINGS) $(BIN)/python -m tests.docs_check
+
+docs: $(STAMP)  ## Run every README example and write its fresh output into the README.
+	$(ENCODINGS) $(BIN)/python -m tests.docs_check --write
 
 notebooks: $(STAMP)  ## Execute the notebooks and write their outputs back (the tests check they are current).
 	$(ENCODINGS) $(BIN)/python -m tests.run_notebooks

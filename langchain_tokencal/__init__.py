@@ -18,7 +18,7 @@ from langchain_tokencal._counting import (
     TokenCounter,
     local_counter,
 )
-from langchain_tokencal._reporting import HealthIssue, HealthReport
+from langchain_tokencal._reporting import HealthIssue, HealthReport, HealthThresholds
 from langchain_tokencal._usage import (
     SUPPORTED_PROVIDERS,
     TokenUsage,
@@ -47,6 +47,7 @@ __all__ = [
     "EncodingUnavailableError",
     "HealthIssue",
     "HealthReport",
+    "HealthThresholds",
     "LocalCounter",
     "ModelStats",
     "OpenAICounter",

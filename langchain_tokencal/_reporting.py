@@ -6,14 +6,15 @@ The tables of statistics (`stats_rows`, `stats_frame`, `stats_html`) live with
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from langchain_tokencal._calibration import ModelStats
 
 from langchain_tokencal._calibration import stats_frame, stats_html, stats_rows
@@ -26,27 +27,136 @@ from langchain_tokencal._reasons import (
     TRUNCATED,
     UNCACHED_ONLY,
 )
+from langchain_tokencal.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "HealthIssue",
     "HealthReport",
+    "HealthThresholds",
     "check_health",
     "stats_frame",
     "stats_html",
     "stats_rows",
 ]
 
-# Thresholds of the health checks; each names what a user should look at.
-_LOW_CONFIDENCE = 0.5
-_LOW_HIT_RATE = 0.5
-_MIN_LOOKUPS = 1000
-_RISING_FACTOR = 2.0
-_RISING_FLOOR = 0.02
-_REJECTED_SHARE = 0.2
-# Runs without usage beside learned ones, past this share of all: a warning.
-_NO_USAGE_SHARE = 0.2
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """The limits `check_health` judges a model by; each names its check.
+
+    Attributes:
+        low_confidence: Confidence below which a model with ``min_points``
+            reports or more is ``low_confidence`` (a warning), and one with
+            fewer is ``few_reports`` (info). In ``[0, 1]``.
+        rising_factor: ``rising_error`` warns when the recent error exceeds
+            this many times the overall calibrated error...
+        rising_floor: ...and this absolute error (0.02 is 2%), so that a
+            model at 0.1% is not alarmed by 0.3%.
+        no_usage_share: Share of runs without usage, beside learned ones,
+            past which ``partial_no_usage`` warns.
+        rejected_share: Share of reports rejected for other reasons than
+            missing usage past which ``many_rejected`` is noted.
+        low_hit_rate: Memo hit rate below which ``low_cache_hit_rate`` is
+            noted...
+        min_lookups: ...once the memo has seen this many lookups.
+        min_points: Reports before confidence is judged; ``None`` takes the
+            handler's ``min_points`` setting.
+
+    Raises:
+        ConfigError: On a value out of range (naming the threshold).
+
+    Example:
+        ```python
+        from langchain_tokencal import HealthThresholds, TokenCalibrationHandler
+
+        strict = HealthThresholds(low_confidence=0.8, no_usage_share=0.05)
+        handler = TokenCalibrationHandler(health=strict)
+        assert handler.health().thresholds.low_confidence == 0.8
+        ```
+    """
+
+    low_confidence: float = 0.5
+    rising_factor: float = 2.0
+    rising_floor: float = 0.02
+    no_usage_share: float = 0.2
+    rejected_share: float = 0.2
+    low_hit_rate: float = 0.5
+    min_lookups: int = 1000
+    min_points: int | None = None
+
+    def __post_init__(self) -> None:
+        """Validate every threshold, naming the one that is wrong."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in {"min_lookups", "min_points"}:
+                if value is None and f.name == "min_points":
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    msg = (
+                        f"health threshold {f.name} must be a positive integer, "
+                        f"got {value!r}."
+                    )
+                    raise ConfigError(msg)
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                msg = f"health threshold {f.name} must be a number, got {value!r}."
+                raise ConfigError(msg)
+            if f.name == "rising_factor":
+                ok = value >= 1.0
+                bounds = ">= 1"
+            else:
+                ok = 0.0 <= value <= 1.0
+                bounds = "in [0, 1]"
+            if not ok or not math.isfinite(value):
+                msg = f"health threshold {f.name} must be {bounds}, got {value!r}."
+                raise ConfigError(msg)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> HealthThresholds:
+        """Thresholds from a dict (a ``[tool.tokencal.health]`` table, JSON).
+
+        Raises:
+            ConfigError: On an unknown name (listing the valid ones) or a bad
+                value.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(mapping) - set(names))
+        if unknown:
+            msg = (
+                f"Unknown health threshold(s) {', '.join(map(repr, unknown))}; "
+                f"valid ones are {', '.join(names)}."
+            )
+            raise ConfigError(msg)
+        return cls(**dict(mapping))
+
+    @classmethod
+    def coerce(cls, value: object) -> HealthThresholds:
+        """``value`` as thresholds: itself, from a mapping, or the defaults.
+
+        Raises:
+            ConfigError: For anything else, or a mapping `from_mapping` refuses.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, HealthThresholds):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_mapping(value)
+        kind = type(value).__name__
+        msg = f"health= takes HealthThresholds or a mapping, got {kind}."
+        raise ConfigError(msg)
+
+    def __str__(self) -> str:
+        """The thresholds as one line, ``name value`` pairs."""
+        return ", ".join(
+            f"{f.name} {getattr(self, f.name):g}"
+            if isinstance(getattr(self, f.name), float)
+            else f"{f.name} {getattr(self, f.name)}"
+            for f in dataclasses.fields(self)
+        )
+
 
 Severity = Literal["info", "warning"]
 
@@ -82,6 +192,7 @@ class HealthReport:
     """
 
     issues: tuple[HealthIssue, ...]
+    thresholds: HealthThresholds = dataclasses.field(default_factory=HealthThresholds)
 
     @property
     def ok(self) -> bool:
@@ -89,10 +200,11 @@ class HealthReport:
         return all(i.severity != "warning" for i in self.issues)
 
     def __str__(self) -> str:
-        """One line per issue, then the verdict."""
+        """One line per issue, the thresholds used, then the verdict."""
         lines = [
             f"{i.severity}: {i.model}: {i.check}: {i.message}" for i in self.issues
         ]
+        lines.append(f"thresholds: {self.thresholds}")
         warnings = sum(i.severity == "warning" for i in self.issues)
         lines.append(
             "healthy: no warning"
@@ -105,8 +217,9 @@ class HealthReport:
     def _repr_html_(self) -> str:
         """What Jupyter shows: the verdict, then a table of the issues."""
         verdict = html.escape(str(self).splitlines()[-1])
+        used = f"<small>thresholds: {html.escape(str(self.thresholds))}</small>"
         if not self.issues:
-            return f"<p><b>HealthReport</b>: {verdict}</p>"
+            return f"<p><b>HealthReport</b>: {verdict}<br>{used}</p>"
         rows = "".join(
             "<tr>"
             + "".join(
@@ -119,11 +232,11 @@ class HealthReport:
         return (
             f"<table><caption>HealthReport: {verdict}</caption><thead><tr>"
             "<th>severity</th><th>model</th><th>check</th><th>message</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>"
+            f"</tr></thead><tbody>{rows}</tbody></table>{used}"
         )
 
 
-def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
+def _issues_of(s: ModelStats, t: HealthThresholds) -> list[HealthIssue]:
     out: list[HealthIssue] = []
 
     def add(check: str, severity: Severity, message: str) -> None:
@@ -138,15 +251,16 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
             f"local counting fell back to character classes ({s.counter.reason}); "
             "set TIKTOKEN_CACHE_DIR to a folder holding the tiktoken encodings.",
         )
-    out.extend(_usage_issues(s))
-    if 0 < s.observations < min_points and s.confidence < _LOW_CONFIDENCE:
+    out.extend(_usage_issues(s, t))
+    min_points = t.min_points or 1
+    if 0 < s.observations < min_points and s.confidence < t.low_confidence:
         add(
             "few_reports",
             "info",
             f"confidence {s.confidence:.2f} after {s.observations} report(s): "
             f"counts lean on the priors until {min_points} reports.",
         )
-    if s.observations >= min_points and s.confidence < _LOW_CONFIDENCE:
+    if s.observations >= min_points and s.confidence < t.low_confidence:
         add(
             "low_confidence",
             "warning",
@@ -155,7 +269,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
         )
     memo = s.memo
     lookups = memo.hits + memo.misses
-    if lookups >= _MIN_LOOKUPS and memo.hit_rate < _LOW_HIT_RATE:
+    if lookups >= t.min_lookups and memo.hit_rate < t.low_hit_rate:
         add(
             "low_cache_hit_rate",
             "info",
@@ -165,7 +279,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
     if (
         s.recent_error is not None
         and s.calibrated_error is not None
-        and s.recent_error > max(_RISING_FACTOR * s.calibrated_error, _RISING_FLOOR)
+        and s.recent_error > max(t.rising_factor * s.calibrated_error, t.rising_floor)
     ):
         add(
             "rising_error",
@@ -175,7 +289,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
         )
     out.extend(_server_issues(s))
     total = rejected + s.observations
-    if total and rejected - no_usage > _REJECTED_SHARE * total:
+    if total and rejected - no_usage > t.rejected_share * total:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s.rejected.items()))
         add(
             "many_rejected",
@@ -185,7 +299,7 @@ def _issues_of(s: ModelStats, min_points: int) -> list[HealthIssue]:
     return out
 
 
-def _usage_issues(s: ModelStats) -> list[HealthIssue]:
+def _usage_issues(s: ModelStats, t: HealthThresholds) -> list[HealthIssue]:
     """Runs whose usage was missing or could not be true."""
     out = []
     no_usage = s.rejected.get(NO_USAGE, 0)
@@ -200,7 +314,7 @@ def _usage_issues(s: ModelStats) -> list[HealthIssue]:
                 "enable usage reporting (e.g. stream_usage=True for streaming).",
             )
         )
-    elif no_usage > _NO_USAGE_SHARE * seen:
+    elif no_usage > t.no_usage_share * seen:
         out.append(
             HealthIssue(
                 s.model,
@@ -297,13 +411,20 @@ def _server_issues(s: ModelStats) -> list[HealthIssue]:
 
 
 def check_health(
-    stats: Mapping[str, ModelStats], *, min_points: int = 5, log: bool = True
+    stats: Mapping[str, ModelStats],
+    *,
+    min_points: int = 5,
+    thresholds: HealthThresholds | Mapping[str, Any] | None = None,
+    log: bool = True,
 ) -> HealthReport:
     """Check per-model statistics for conditions that degrade counts.
 
     Args:
         stats: Per-model statistics, as `TokenCalibrationHandler.stats` returns.
-        min_points: Reports needed before confidence is judged.
+        min_points: Reports needed before confidence is judged, unless the
+            thresholds set ``min_points``.
+        thresholds: The limits of the checks (`HealthThresholds`, a mapping
+            of them, or ``None`` for the defaults); the report lists them.
         log: Log each issue (warnings as ``WARNING``, the rest as ``INFO``).
 
     Example:
@@ -313,11 +434,14 @@ def check_health(
         assert check_health({}).ok
         ```
     """
+    used = HealthThresholds.coerce(thresholds)
+    if used.min_points is None:
+        used = dataclasses.replace(used, min_points=min_points)
     issues: list[HealthIssue] = []
     for s in stats.values():
-        issues.extend(_issues_of(s, min_points))
+        issues.extend(_issues_of(s, used))
     if log:
         for issue in issues:
             level = logging.WARNING if issue.severity == "warning" else logging.INFO
             logger.log(level, "tokencal health: %s: %s", issue.model, issue.message)
-    return HealthReport(tuple(issues))
+    return HealthReport(tuple(issues), used)

@@ -174,7 +174,7 @@ def _check_store_settings(every: object, key: object) -> None:
 
 
 # Settings of the handler itself, beside those of `CounterConfig`.
-HANDLER_SETTINGS: Final = ("store", "sync_interval")
+HANDLER_SETTINGS: Final = ("store", "sync_interval", "stats_interval", "health")
 # The environment variables of the settings: TOKENCAL_ plus the name in capitals.
 ENV_PREFIX: Final = "TOKENCAL_"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -235,9 +235,11 @@ def environment_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
     """The settings given as ``TOKENCAL_<NAME>`` environment variables.
 
     Values are converted to each setting's type: integers, numbers of
-    seconds, ``true``/``false``, ``none`` for an unset ``cache_ttl``, JSON for
-    ``tokenizers``. ``TOKENCAL_HASH_KEY`` and ``TOKENCAL_STORE`` are read where
-    they are used; they are included here too.
+    seconds, ``true``/``false``, ``none`` for an unset ``cache_ttl`` or
+    ``stats_interval``, JSON for ``tokenizers`` and ``health``
+    (``TOKENCAL_HEALTH='{"low_confidence": 0.8}'``). ``TOKENCAL_HASH_KEY``
+    and ``TOKENCAL_STORE`` are read where they are used; they are included
+    here too.
 
     Raises:
         ConfigError: A value that does not convert, naming the variable.
@@ -255,7 +257,14 @@ def environment_settings(environ: Mapping[str, str] | None = None) -> dict[str, 
     """
     environ = os.environ if environ is None else environ
     kinds = {f.name: str(f.type) for f in dataclasses.fields(CounterConfig)}
-    kinds.update({"store": "str", "sync_interval": "float"})
+    kinds.update(
+        {
+            "store": "str",
+            "sync_interval": "float",
+            "stats_interval": "float | None",
+            "health": "dict",
+        }
+    )
     found: dict[str, Any] = {}
     for name, kind in kinds.items():
         raw = environ.get(ENV_PREFIX + name.upper())

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -23,11 +22,16 @@ from langchain_tokencal._callbacks.baseline import Baseline, Mode, check_mode
 from langchain_tokencal._callbacks.counting import CountingMethods
 from langchain_tokencal._callbacks.hooks import CallbackHooks
 from langchain_tokencal._callbacks.registry import CounterRegistry
+from langchain_tokencal._callbacks.reports import (
+    ReportingMethods,
+    StatsLogger,
+    check_stats_interval,
+)
 from langchain_tokencal._callbacks.runs import PendingRuns
 from langchain_tokencal._callbacks.settle import Settler
 from langchain_tokencal._callbacks.shadow import Shadow
 from langchain_tokencal._reasons import NEVER_ENDED
-from langchain_tokencal._reporting import check_health, stats_frame, stats_html
+from langchain_tokencal._reporting import HealthThresholds
 from langchain_tokencal.config import (
     CounterConfig,
     environment_settings,
@@ -43,13 +47,10 @@ from langchain_tokencal.storage._urls import ENV_VAR
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    import pandas as pd
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages.ai import UsageMetadata
     from langchain_core.runnables import Runnable
 
-    from langchain_tokencal._calibration import ModelStats
-    from langchain_tokencal._reporting import HealthReport
     from langchain_tokencal.events import LearnEvent
     from langchain_tokencal.storage import Snapshot, Store
 
@@ -58,7 +59,7 @@ __all__ = ["TokenCalibrationHandler"]
 logger = logging.getLogger(__name__)
 
 
-class TokenCalibrationHandler(CountingMethods, CallbackHooks):
+class TokenCalibrationHandler(CountingMethods, ReportingMethods, CallbackHooks):
     """Learns, per model, to count prompt tokens from the usage calls report.
 
     Attach it to chat models (``callbacks=[handler]``, ``config=``, or
@@ -95,6 +96,12 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             new random one). Stores apply each ``(origin, sequence)`` once, so
             a handler replaying one source with a fixed origin (``tokencal
             calibrate`` does, from the file's hash) cannot store it twice.
+        health: The thresholds of `health` (`HealthThresholds` or a mapping
+            of them, e.g. ``{"low_confidence": 0.8}``); the defaults otherwise.
+        stats_interval: Seconds between log lines of every model's statistics
+            (reports, errors, confidence, memo hits) on the
+            ``langchain_tokencal.stats`` logger at ``INFO``, from a daemon
+            thread; ``None`` (the default) logs none.
         clock: Monotonic clock for the caches, injectable for tests.
         **settings: Individual `CounterConfig` settings over ``config``.
 
@@ -126,6 +133,8 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         baseline: Callable[..., int] | None = None,
         mode: Mode = "calibrated",
         origin: str | None = None,
+        health: HealthThresholds | Mapping[str, Any] | None = None,
+        stats_interval: float | None = None,
         **settings: Any,
     ) -> None:
         """Create a handler (loading what ``store`` already holds)."""
@@ -140,6 +149,8 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
             **({} if clock is None else {"clock": clock}),
         )
         self.origin = uuid4().hex if origin is None else _check_origin(origin)
+        self.health_thresholds = HealthThresholds.coerce(health)
+        every = check_stats_interval(stats_interval)
         _check_interval(sync_interval)
         if store is None:
             # The store the tokencal command uses, when one is configured.
@@ -185,6 +196,9 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         # Load what the store holds now; if it is unreachable this logs one
         # warning and the background thread retries.
         self._sync.start()
+        self._stats_log = None if every is None else StatsLogger(self.stats, every)
+        if self._stats_log is not None:
+            self._stats_log.start()
 
     @classmethod
     def from_config(
@@ -200,7 +214,8 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         ``pyproject.toml``, under ``[tool.tokencal]``), a mapping read from
         one, or ``None``. ``TOKENCAL_<NAME>`` environment variables
         (`environment_settings`) override it. The settings are those of
-        `CounterConfig`, plus ``store`` and ``sync_interval``.
+        `CounterConfig`, plus ``store``, ``sync_interval``,
+        ``stats_interval`` and ``health`` (a table of `HealthThresholds`).
 
         Raises:
             ConfigError: On an unreadable file, an unknown key (listing the
@@ -228,10 +243,14 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         settings.update(environment_settings(environ))
         store = settings.pop("store", None)
         interval = settings.pop("sync_interval", 2.0)
+        health = settings.pop("health", None)
+        every = settings.pop("stats_interval", None)
         return cls(
             config=CounterConfig.from_mapping(settings),
             store=store,
             sync_interval=interval,
+            health=health,
+            stats_interval=every,
         )
 
     def __repr__(self) -> str:
@@ -374,6 +393,8 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         Idempotent. Also done at interpreter exit for a handler still open,
         before any store is closed.
         """
+        if self._stats_log is not None:
+            self._stats_log.stop()
         self._learn_queued()
         self._sync.close(flush=True)
 
@@ -431,41 +452,6 @@ class TokenCalibrationHandler(CountingMethods, CallbackHooks):
         handler = cls(**kwargs)
         handler._sync.ingest(events, publish=handler._sync.store is not None)
         return handler
-
-    def stats(self) -> dict[str, ModelStats]:
-        """Per-model calibration statistics (frozen snapshots)."""
-        self._pending.purge_expired()  # runs that will never end are counted
-        self._settle_ended()
-        stats = {name: c.stats() for name, c in sorted(self._counters.items())}
-        if self.baseline is not None:
-            for name, st in stats.items():
-                measured = self.baseline.errors(name)
-                if measured is not None:
-                    stats[name] = replace(
-                        st,
-                        baseline=self.baseline.name,
-                        baseline_error=measured[0],
-                        baseline_bias=measured[1],
-                    )
-        return stats
-
-    def stats_frame(self) -> pd.DataFrame:
-        """The statistics as a pandas DataFrame, one row per model.
-
-        Raises:
-            ImportError: Without pandas (``pip install 'langchain-tokencal[pandas]'``).
-        """
-        return stats_frame(self.stats())
-
-    def health(self, *, log: bool = True) -> HealthReport:
-        """Check every model for low confidence, rising error, missing usage...
-
-        Each issue is logged through ``logging`` (unless ``log=False``).
-        """
-        return check_health(self.stats(), min_points=self.config.min_points, log=log)
-
-    def _repr_html_(self) -> str:
-        return stats_html(self.stats())
 
 
 def _check_interval(seconds: object) -> None:

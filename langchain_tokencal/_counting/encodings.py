@@ -90,6 +90,27 @@ def _get_within(name: str, seconds: float) -> tiktoken.Encoding:
     return result
 
 
+def _why(err: Exception) -> str:
+    """A load error in a few words: its kind and what was unreachable.
+
+    A failed download's text is several hundred characters of urllib3
+    retries; a log line needs the cause.
+    """
+    text = str(err)
+    for words, cause in (
+        ("Failed to resolve", "no network: the download host does not resolve"),
+        ("NameResolution", "no network: the download host does not resolve"),
+        ("Connection refused", "the download was refused"),
+        ("timed out", "the download timed out"),
+        ("ProxyError", "the proxy refused the download"),
+    ):
+        if words in text or words in type(err).__name__:
+            return f"{type(err).__name__}: {cause}"
+    if len(text) > 160:  # noqa: PLR2004 - one log line
+        text = text[:157] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
 def load_encoding(name: str) -> tiktoken.Encoding | None:
     """Load a tiktoken encoding once per process; None (and one warning) if it fails.
 
@@ -110,14 +131,15 @@ def load_encoding(name: str) -> tiktoken.Encoding | None:
         try:
             encoding = _get_within(name, LOAD_TIMEOUT)
         except Exception as err:  # noqa: BLE001 - offline loads fail with network, OS or hash errors; each means "not available"
-            reason = (
-                f"tiktoken encoding {name!r} could not be loaded "
-                f"({type(err).__name__}: {err})"
-            )
-            logger.warning(
-                "%s; counting with a character-class approximation instead. Fix: set "
-                "TIKTOKEN_CACHE_DIR to a folder holding the encoding files (tiktoken "
-                "stores them there on its first online use).",
+            reason = f"tiktoken encoding {name!r} could not be loaded ({_why(err)})"
+            # One warning per process: a second encoding failing the same way
+            # (no network) adds nothing a reader needs twice.
+            logger.log(
+                logging.INFO if _load_errors else logging.WARNING,
+                "%s; counting with a character-class approximation instead. Fix: "
+                "`tokencal encodings` shows where tiktoken looks for its files; "
+                "offline, `pip install quicktok-v1 && tokencal encodings --install` "
+                "writes them (or set TIKTOKEN_CACHE_DIR to a folder holding them).",
                 reason,
             )
             _load_errors[name] = reason

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_tokencal._calibration import create_counter
 from langchain_tokencal._callbacks import TokenCalibrationHandler
 from langchain_tokencal._providers import canonical
-from langchain_tokencal._reporting import stats_rows
+from langchain_tokencal._reporting import HealthThresholds, stats_rows
 from langchain_tokencal.cli._messages import (
     BadLineError,
     Converter,
@@ -130,6 +130,7 @@ def health(ctx: Context) -> int:
     A gate: a SQLite store that does not exist (a mistyped path) is an error,
     not a new empty file, and a store with nothing learned is unhealthy.
     """
+    thresholds = _thresholds(ctx.args.threshold)
     path = sqlite_path(ctx.url)
     if path is not None and not Path(path).exists():
         msg = (
@@ -138,7 +139,7 @@ def health(ctx: Context) -> int:
         )
         raise TokenCalError(msg)
     with opened(ctx) as handler:
-        report = handler.health(log=False)
+        report = handler.health(log=False, thresholds=thresholds)
         models = handler.models
     if not models:
         print(f"warning: {ctx.shown}: the store holds no calibration yet")
@@ -146,6 +147,7 @@ def health(ctx: Context) -> int:
         return 1
     for issue in report.issues:
         print(f"{issue.severity}: {issue.model}: {issue.check}: {issue.message}")
+    print(f"thresholds: {report.thresholds}")
     warnings_ = sum(i.severity == "warning" for i in report.issues)
     if report.ok:
         print(
@@ -155,6 +157,31 @@ def health(ctx: Context) -> int:
         return 0
     print(f"unhealthy: {warnings_} warning(s) over {len(models)} model(s)")
     return 1
+
+
+def _thresholds(pairs: list[str]) -> HealthThresholds:
+    """``--threshold NAME=VALUE`` options as thresholds (numbers as numbers).
+
+    Raises:
+        TokenCalError: On a pair without ``=`` or a value that is not a
+            number; `ConfigError` (one) on a threshold `HealthThresholds`
+            refuses.
+    """
+    values: dict[str, float | int] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            msg = f"--threshold takes NAME=VALUE, got {pair!r}"
+            raise TokenCalError(msg)
+        try:
+            number = float(raw)
+        except ValueError:
+            msg = f"--threshold {name.strip()}: {raw!r} is not a number"
+            raise TokenCalError(msg) from None
+        # Whole numbers as integers: min_lookups and min_points are counts.
+        whole = number.is_integer() and "." not in raw
+        values[name.strip()] = int(number) if whole else number
+    return HealthThresholds.from_mapping(values)
 
 
 def export(ctx: Context) -> int:

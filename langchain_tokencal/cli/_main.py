@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from langchain_tokencal.cli import _commands
 from langchain_tokencal.cli._calibrate import calibrate
+from langchain_tokencal.cli._encodings import encodings
 from langchain_tokencal.cli._output import cli_logging, first_line, print_error
 from langchain_tokencal.cli._parser import build_parser, check_options
 from langchain_tokencal.cli._session import Context
@@ -21,6 +22,7 @@ _COMMANDS: dict[str, Callable[[Context], int]] = {
     "calibrate": calibrate,
     "count": _commands.count,
     "demo": _commands.demo,
+    "encodings": encodings,
     "export": _commands.export,
     "health": _commands.health,
     "import": _commands.import_,
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = Context(args, log)
         try:
             check_options(args)
-            if args.command != "demo":
+            if args.command not in {"demo", "encodings"}:
                 ctx.url = args.store or default_store_url()
             return _COMMANDS[args.command](ctx)
         except TokenCalError as err:

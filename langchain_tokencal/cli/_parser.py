@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--json", action="store_true", help="print a JSON object keyed by model"
     )
-    add(
+    health = add(
         "health",
         parents=[common],
         help="check every model; exit 1 on any warning",
@@ -108,8 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
             "Check every model (missing usage, low confidence, rising error, a "
             "misreporting server, a fallen-back tokenizer) and exit 1 on any "
             "warning, a store with nothing learned, or a SQLite path that does "
-            "not exist: a deployment gate."
+            "not exist: a deployment gate. The thresholds used are printed; "
+            "--threshold changes one."
         ),
+    )
+    health.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a health threshold, e.g. low_confidence=0.8 (repeatable; names: "
+        "low_confidence, rising_factor, rising_floor, no_usage_share, "
+        "rejected_share, low_hit_rate, min_lookups, min_points)",
     )
     export = add(
         "export",
@@ -131,6 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     imp.add_argument("file", help="calibration file written by export")
+    enc = add(
+        "encodings",
+        help="show or install tiktoken's encoding files (offline)",
+        description=(
+            "Show whether tiktoken's encoding files are in the folder tiktoken "
+            "reads ($TIKTOKEN_CACHE_DIR, else its default), and with --install "
+            "write them from an offline source, each checked against the "
+            "SHA-256 tiktoken expects. Exit 1 while o200k_base or cl100k_base "
+            "is missing."
+        ),
+    )
+    enc.add_argument("--install", action="store_true", help="write the missing files")
+    enc.add_argument(
+        "--from",
+        dest="source",
+        default="quicktok",
+        metavar="SOURCE",
+        help="quicktok (the quicktok-v1 package's vocabularies, the default) or "
+        "a folder holding <name>.tiktoken files",
+    )
+    enc.add_argument(
+        "--dir", default=None, help="the cache folder (default: tiktoken's)"
+    )
     add(
         "demo",
         help="run the offline demonstration",

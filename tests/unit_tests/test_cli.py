@@ -162,7 +162,15 @@ class TestHelp:
             main(["--help"])
         assert exit_info.value.code == 0
         out = capsys.readouterr().out
-        for command in ("count", "calibrate", "stats", "health", "export", "import"):
+        for command in (
+            "count",
+            "calibrate",
+            "stats",
+            "health",
+            "export",
+            "import",
+            "encodings",
+        ):
             assert command in out
         assert "--store URL" in out
 
@@ -719,7 +727,43 @@ class TestHealth:
         main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
         capsys.readouterr()
         assert main(["--store", store, "health"]) == 0
-        assert capsys.readouterr().out.startswith("healthy: 1 model(s) checked")
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-2].startswith("thresholds: low_confidence 0.5, ")
+        assert lines[-1].startswith("healthy: 1 model(s) checked")
+
+    def test_a_threshold_option_makes_the_gate_stricter(
+        self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--threshold low_confidence=1 turns a healthy store into exit 1."""
+        write_log(tmp_path / "log.jsonl", turns=8)
+        main(["--store", store, "calibrate", str(tmp_path / "log.jsonl")])
+        capsys.readouterr()
+        argv = ["--store", store, "health", "--threshold", "low_confidence=1"]
+        assert main([*argv, "--threshold", "min_lookups=10"]) == 1
+        out = capsys.readouterr().out
+        assert "low_confidence" in out
+        assert "thresholds: low_confidence 1, " in out
+        assert "min_lookups 10," in out
+
+    @pytest.mark.parametrize(
+        ("option", "words"),
+        [
+            ("low_confidence", "takes NAME=VALUE"),
+            ("low_confidence=high", "'high' is not a number"),
+            ("nope=1", "Unknown health threshold(s) 'nope'"),
+            ("low_confidence=3", "must be in [0, 1]"),
+        ],
+    )
+    def test_bad_threshold_option(
+        self,
+        store: str,
+        option: str,
+        words: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A wrong --threshold is exit 1 with the reason, before any store work."""
+        assert main(["--store", store, "health", "--threshold", option]) == 1
+        assert words in capsys.readouterr().err
 
     def test_a_warning_exits_1_and_is_printed(
         self, tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
@@ -798,7 +842,17 @@ class TestSubcommandHelp:
     """Every subcommand's --help describes it and what --store takes."""
 
     @pytest.mark.parametrize(
-        "command", ["count", "calibrate", "stats", "health", "export", "import", "demo"]
+        "command",
+        [
+            "count",
+            "calibrate",
+            "stats",
+            "health",
+            "export",
+            "import",
+            "encodings",
+            "demo",
+        ],
     )
     def test_subcommand_help(
         self, command: str, capsys: pytest.CaptureFixture[str]

@@ -16,6 +16,7 @@ EXPECTED_ALL = [
     "EncodingUnavailableError",
     "HealthIssue",
     "HealthReport",
+    "HealthThresholds",
     "LocalCounter",
     "ModelStats",
     "OpenAICounter",

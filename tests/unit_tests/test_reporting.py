@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langchain_tokencal import TokenCalibrationHandler
+from langchain_tokencal import HealthThresholds, TokenCalibrationHandler
 from langchain_tokencal._reporting import check_health, stats_html
+from langchain_tokencal.errors import ConfigError
 from langchain_tokencal.testing import FakeUsageChatModel
 
 
@@ -185,14 +186,20 @@ class TestReadableObjects:
         from langchain_tokencal._reporting import HealthIssue, HealthReport  # noqa: PLC0415
 
         healthy = HealthReport(())
-        assert str(healthy) == "healthy: no warning"
+        assert str(healthy).splitlines() == [
+            (
+                "thresholds: low_confidence 0.5, rising_factor 2, rising_floor 0.02, "
+                "no_usage_share 0.2, rejected_share 0.2, low_hit_rate 0.5, "
+                "min_lookups 1000, min_points None"
+            ),
+            "healthy: no warning",
+        ]
         assert "healthy" in healthy._repr_html_()
         issue = HealthIssue("m", "no_usage", "warning", "3 run(s) <reported> nothing")
         report = HealthReport((issue,))
-        assert str(report).splitlines() == [
-            "warning: m: no_usage: 3 run(s) <reported> nothing",
-            "unhealthy: 1 warning(s)",
-        ]
+        lines = str(report).splitlines()
+        assert lines[0] == "warning: m: no_usage: 3 run(s) <reported> nothing"
+        assert lines[-1] == "unhealthy: 1 warning(s)"
         html_text = report._repr_html_()
         assert "&lt;reported&gt;" in html_text
         assert html_text.count("<tr>") == 2
@@ -228,3 +235,130 @@ class TestMalformedUsage:
         report = handler.health(log=False)
         assert "malformed_usage" in [i.check for i in report.issues]
         assert not report.ok
+
+
+class TestThresholds:
+    """health() takes its limits from HealthThresholds and lists them."""
+
+    def test_defaults_are_listed(self, handler: TokenCalibrationHandler) -> None:
+        """The report carries the thresholds used, min_points from the config."""
+        report = handler.health(log=False)
+        assert report.thresholds == HealthThresholds(min_points=5)
+        assert "low_confidence 0.5" in str(report)
+        assert "min_points 5" in report._repr_html_()
+
+    def test_stricter_share_flags_what_the_default_lets_pass(
+        self, handler: TokenCalibrationHandler
+    ) -> None:
+        """1 silent run in 9 passes at 20% and warns at 5%."""
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 8)
+        FakeUsageChatModel(model="fake-a", report_usage=False).invoke(
+            "hi", config={"callbacks": [handler]}
+        )
+        assert handler.health(log=False).ok
+        strict = handler.health(log=False, thresholds={"no_usage_share": 0.05})
+        assert [i.check for i in strict.issues] == ["partial_no_usage"]
+        assert strict.thresholds.no_usage_share == 0.05
+
+    def test_handler_setting_and_from_config(self, tmp_path: Any) -> None:
+        """health= on the handler, or a [health] table in a settings file."""
+        h = TokenCalibrationHandler(health={"low_confidence": 0.9, "min_points": 2})
+        assert h.health(log=False).thresholds.low_confidence == 0.9
+        path = tmp_path / "tokencal.toml"
+        path.write_text("[health]\nrising_floor = 0.05\n")
+        from_file = TokenCalibrationHandler.from_config(path, environ={})
+        assert from_file.health(log=False).thresholds.rising_floor == 0.05
+        env = {"TOKENCAL_HEALTH": '{"low_hit_rate": 0.9}'}
+        from_env = TokenCalibrationHandler.from_config(None, environ=env)
+        assert from_env.health_thresholds.low_hit_rate == 0.9
+
+    def test_confidence_threshold_moves_the_check(self) -> None:
+        """Confidence 0.7 after 10 reports: fine at 0.5, a warning at 0.8."""
+        from langchain_tokencal import create_counter  # noqa: PLC0415
+
+        stats = replace(create_counter("m").stats(), observations=10, confidence=0.7)
+        assert check_health({"m": stats}, log=False).ok
+        report = check_health({"m": stats}, thresholds={"low_confidence": 0.8})
+        assert [i.check for i in report.issues] == ["low_confidence"]
+
+    @pytest.mark.parametrize(
+        ("settings", "words"),
+        [
+            ({"low_confidence": 1.5}, "low_confidence must be in [0, 1]"),
+            ({"rising_factor": 0.5}, "rising_factor must be >= 1"),
+            ({"min_lookups": 0}, "min_lookups must be a positive integer"),
+            ({"no_usage_share": "high"}, "no_usage_share must be a number"),
+            ({"low_confidense": 0.5}, "valid ones are low_confidence"),
+        ],
+    )
+    def test_bad_thresholds_say_which(self, settings: dict, words: str) -> None:
+        """A wrong threshold is a ConfigError naming it."""
+        with pytest.raises(ConfigError) as err:
+            TokenCalibrationHandler(health=settings)
+        assert words in str(err.value)
+
+    def test_not_a_mapping(self) -> None:
+        """health= of another type is refused with its type."""
+        with pytest.raises(ConfigError, match="got float"):
+            TokenCalibrationHandler(health=0.5)  # type: ignore[arg-type]
+
+
+class TestStatsInterval:
+    """stats_interval logs one line per model from a daemon thread."""
+
+    def test_logs_each_model_periodically(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Lines appear within a few intervals, and stop after close()."""
+        import threading  # noqa: PLC0415
+        import time  # noqa: PLC0415
+
+        handler = TokenCalibrationHandler(stats_interval=0.05)
+        FakeUsageChatModel(model="fake-a", callbacks=[handler]).invoke("hello")
+        with caplog.at_level(logging.INFO, logger="langchain_tokencal.stats"):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not any(
+                "model=fake-a reports=1" in r.message for r in caplog.records
+            ):
+                time.sleep(0.02)
+            handler.close()
+            seen = len(caplog.records)
+            time.sleep(0.2)
+        assert any("model=fake-a reports=1" in r.message for r in caplog.records)
+        assert len(caplog.records) == seen  # nothing after close
+        assert "tokencal-stats" not in {t.name for t in threading.enumerate()}
+
+    def test_a_failing_read_is_logged_and_survived(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A read that raises logs a warning; the next tick logs again."""
+        from langchain_tokencal._callbacks.reports import StatsLogger  # noqa: PLC0415
+
+        calls = []
+
+        def read() -> dict:
+            calls.append(1)
+            if len(calls) == 1:
+                msg = "boom"
+                raise RuntimeError(msg)
+            return {}
+
+        logger = StatsLogger(read, 1.0)
+        with caplog.at_level(logging.INFO, logger="langchain_tokencal.stats"):
+            logger._tick()
+            logger._tick()
+        assert len(calls) == 2
+        assert "could not read them" in caplog.text
+
+    @pytest.mark.parametrize("value", [0, -1, float("nan"), "5", True])
+    def test_bad_interval(self, value: object) -> None:
+        """Zero, negative, NaN and non-numbers are refused."""
+        with pytest.raises(ConfigError, match="stats_interval"):
+            TokenCalibrationHandler(stats_interval=value)  # type: ignore[arg-type]
+
+    def test_no_thread_by_default(self) -> None:
+        """Without stats_interval there is no stats thread."""
+        import threading  # noqa: PLC0415
+
+        TokenCalibrationHandler()
+        assert "tokencal-stats" not in {t.name for t in threading.enumerate()}
