@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from langchain_tokencal._calibration import ModelStats
 
-from langchain_tokencal._calibration import stats_frame, stats_html, stats_rows
+from langchain_tokencal._calibration import (
+    plot_calibration,
+    stats_frame,
+    stats_html,
+    stats_rows,
+)
 from langchain_tokencal._reasons import (
     IMPLAUSIBLE_RATIO,
     MALFORMED_USAGE,
@@ -36,6 +41,7 @@ __all__ = [
     "HealthReport",
     "HealthThresholds",
     "check_health",
+    "plot_calibration",
     "stats_frame",
     "stats_html",
     "stats_rows",

@@ -5,6 +5,7 @@ from langchain_tokencal._calibration.create import create_counter
 from langchain_tokencal._calibration.estimate import Source, TokenEstimate
 from langchain_tokencal._calibration.inbox import INBOX_CAPACITY, Inbox
 from langchain_tokencal._calibration.learning import Observation, ReplyParts
+from langchain_tokencal._calibration.plots import plot_calibration
 from langchain_tokencal._calibration.stats import (
     ModelStats,
     stats_frame,
@@ -22,6 +23,7 @@ __all__ = [
     "Source",
     "TokenEstimate",
     "create_counter",
+    "plot_calibration",
     "stats_frame",
     "stats_html",
     "stats_rows",

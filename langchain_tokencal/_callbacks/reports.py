@@ -1,4 +1,4 @@
-"""What a handler shows: `stats`, `stats_frame`, `health`, and periodic stats logs.
+"""What a handler shows: `stats`, `stats_frame`, `plot`, `health`, periodic logs.
 
 `ReportingMethods` is mixed into `TokenCalibrationHandler`. `StatsLogger`
 logs one line per model every ``stats_interval`` seconds from a daemon
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_tokencal._reporting import (
     HealthThresholds,
     check_health,
+    plot_calibration,
     stats_frame,
     stats_html,
 )
@@ -76,6 +77,18 @@ class ReportingMethods:
             ImportError: Without pandas (``pip install 'langchain-tokencal[pandas]'``).
         """
         return stats_frame(self.stats())
+
+    def plot(self, *, ax: Any = None) -> Any:
+        """A matplotlib figure of each model's local and calibrated error.
+
+        One line per model and report (see `plot_calibration`); ``ax`` draws
+        on an existing ``Axes``.
+
+        Raises:
+            ImportError: Without matplotlib
+                (``pip install 'langchain-tokencal[plot]'``).
+        """
+        return plot_calibration(self.stats(), ax=ax)
 
     def health(
         self,

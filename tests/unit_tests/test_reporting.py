@@ -362,3 +362,57 @@ class TestStatsInterval:
 
         TokenCalibrationHandler()
         assert "tokencal-stats" not in {t.name for t in threading.enumerate()}
+
+
+class TestPlot:
+    """handler.plot() draws each model's errors over its reports."""
+
+    def test_lines_per_model(self, handler: TokenCalibrationHandler) -> None:
+        """Two models, two lines each (calibrated, local), one point per report."""
+        import matplotlib as mpl  # noqa: PLC0415
+
+        mpl.use("Agg")
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 4)
+        _talk(handler, FakeUsageChatModel(model="fake-b", framing_tokens=30), 3)
+        figure = handler.plot()
+        (ax,) = figure.axes
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels == [
+            "fake-a: calibrated",
+            "fake-a: local",
+            "fake-b: calibrated",
+            "fake-b: local",
+        ]
+        assert len(ax.get_lines()[2].get_xdata()) == 3
+        # The first report of fake-b is a local count 30 tokens short: visible.
+        assert ax.get_lines()[3].get_ydata()[0] > 5
+
+    def test_baseline_and_empty(self) -> None:
+        """A measured baseline adds its mean; no reports titles the figure."""
+        import matplotlib as mpl  # noqa: PLC0415
+
+        mpl.use("Agg")
+        assert TokenCalibrationHandler().plot().axes[0].get_title() == "no reports yet"
+        from langchain_core.messages.utils import (  # noqa: PLC0415
+            count_tokens_approximately,
+        )
+
+        handler = TokenCalibrationHandler(baseline=count_tokens_approximately)
+        _talk(handler, FakeUsageChatModel(model="fake-a"), 3)
+        labels = [x.get_label() for x in handler.plot().axes[0].get_lines()]
+        assert "fake-a: count_tokens_approximately (mean)" in labels
+
+    def test_without_matplotlib(
+        self, handler: TokenCalibrationHandler, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No matplotlib: ImportError with the install line."""
+        real = builtins.__import__
+
+        def fake(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name.startswith("matplotlib"):
+                raise ImportError(name)
+            return real(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+        with pytest.raises(ImportError, match=r"langchain-tokencal\[plot\]"):
+            handler.plot()
