@@ -196,7 +196,7 @@ class TokenCalibrationHandler(CountingMethods, ReportingMethods, CallbackHooks):
         # Load what the store holds now; if it is unreachable this logs one
         # warning and the background thread retries.
         self._sync.start()
-        self._stats_log = None if every is None else StatsLogger(self.stats, every)
+        self._stats_log = None if every is None else StatsLogger.of(self, every)
         if self._stats_log is not None:
             self._stats_log.start()
 

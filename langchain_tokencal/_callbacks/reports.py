@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -175,12 +176,13 @@ class StatsLogger:
     interval tried: it never ends the thread or reaches a model call.
 
     Args:
-        read: Returns the statistics (the handler's ``stats``).
+        read: Returns the statistics (the handler's ``stats``), or None
+            once there is nothing to read (the thread then stops).
         interval: Seconds between logs.
     """
 
     def __init__(
-        self, read: Callable[[], Mapping[str, ModelStats]], interval: float
+        self, read: Callable[[], Mapping[str, ModelStats] | None], interval: float
     ) -> None:
         """Set up; nothing runs until `start`."""
         self._read = read
@@ -196,9 +198,27 @@ class StatsLogger:
             )
             self._thread.start()
 
+    @classmethod
+    def of(cls, owner: ReportingMethods, interval: float) -> StatsLogger:
+        """A logger of ``owner.stats`` that does not keep ``owner`` alive.
+
+        The thread holds a weak reference: a handler dropped without
+        ``close()`` is collected, and its logger stops at its next tick.
+        """
+        method = weakref.WeakMethod(owner.stats)
+
+        def read() -> Mapping[str, ModelStats] | None:
+            bound = method()
+            return None if bound is None else bound()
+
+        return cls(read, interval)
+
     def log_once(self) -> int:
         """Log every model's line now; returns the number of models logged."""
         stats = self._read()
+        if stats is None:  # the handler is gone
+            self._stop.set()
+            return 0
         for s in stats.values():
             logger.info("tokencal stats: %s", stats_line(s))
         return len(stats)

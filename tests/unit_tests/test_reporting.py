@@ -356,12 +356,26 @@ class TestStatsInterval:
         with pytest.raises(ConfigError, match="stats_interval"):
             TokenCalibrationHandler(stats_interval=value)  # type: ignore[arg-type]
 
-    def test_no_thread_by_default(self) -> None:
-        """Without stats_interval there is no stats thread."""
-        import threading  # noqa: PLC0415
+    def test_a_dropped_handler_is_collected(self) -> None:
+        """The stats thread does not keep its handler alive, and then stops."""
+        import gc  # noqa: PLC0415
+        import time  # noqa: PLC0415
+        import weakref  # noqa: PLC0415
 
-        TokenCalibrationHandler()
-        assert "tokencal-stats" not in {t.name for t in threading.enumerate()}
+        handler = TokenCalibrationHandler(stats_interval=0.02)
+        logger = handler._stats_log
+        ref = weakref.ref(handler)
+        del handler
+        gc.collect()
+        assert ref() is None
+        deadline = time.monotonic() + 5
+        while logger._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not logger._thread.is_alive()
+
+    def test_no_thread_by_default(self) -> None:
+        """Without stats_interval there is no stats logger, so no thread."""
+        assert TokenCalibrationHandler()._stats_log is None
 
 
 class TestPlot:
