@@ -16,6 +16,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import xxhash
+from langchain_core.messages import (
+    convert_to_openai_image_block,
+    is_data_content_block,
+)
 
 from langchain_tokencal._counting.kinds import (
     AI,
@@ -44,6 +48,7 @@ __all__ = [
     "memo_lookup",
     "message_digest",
     "plain_digest",
+    "traced_content",
 ]
 
 V = TypeVar("V")
@@ -299,12 +304,63 @@ def message_digest(message: BaseMessage, parts: MessageParts) -> int:
     payload = [
         parts.role,
         parts.name,
-        content,
+        traced_content(content),
         [list(call) for call in parts.tool_calls],
         parts.tool_call_id,
     ]
     text = canonical_json(payload)
     return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
+
+
+def _traced_media(block: dict[str, Any], kind: str) -> dict[str, Any]:
+    """An image or file block as the callbacks see it."""
+    if not is_data_content_block(block):
+        return block
+    if kind == "image" and not ("file_id" in block or block.get("source_type") == "id"):
+        return convert_to_openai_image_block(block)
+    if kind == "file" and "base64" in block:
+        rest = {k: v for k, v in block.items() if k != "base64"}
+        return {**rest, "data": block["base64"], "source_type": "base64"}
+    return block
+
+
+def _traced_block(block: Any) -> Any:
+    """One content block as LangChain passes it to ``on_chat_model_start``."""
+    if not isinstance(block, dict):
+        return block
+    kind = block.get("type")
+    if kind in {"image", "file"}:
+        return _traced_media(block, kind)
+    if kind is None and len(block) == 1:
+        key = next(iter(block))
+        return {"type": key, key: block[key]}
+    return block
+
+
+def traced_content(content: Any) -> Any:
+    """``content`` in the form the callbacks see, so both forms digest alike.
+
+    LangChain rewrites some blocks before ``on_chat_model_start`` (its
+    tracing format): a block with a single key and no ``type`` gets that key
+    as its type (Bedrock's ``{"cachePoint": ...}``), a base64 or URL image
+    block becomes an OpenAI ``image_url`` block, a base64 file block takes
+    the older ``data``/``source_type`` keys. The handler learns from that
+    form and users count their own: the same rewrite here makes the two
+    digest alike. It is idempotent, so the callbacks' form is left as it is.
+
+    Example:
+        ```python
+        from langchain_tokencal._counting.digests import traced_content
+
+        block = {"cachePoint": {"type": "default"}}
+        assert traced_content([block]) == [
+            {"type": "cachePoint", "cachePoint": {"type": "default"}}
+        ]
+        ```
+    """
+    if not isinstance(content, list):
+        return content
+    return [_traced_block(b) for b in content]
 
 
 def derive_key(secret: str) -> bytes:

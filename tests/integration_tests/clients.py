@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_anthropic import ChatAnthropic
+from langchain_aws import ChatBedrockConverse
+from langchain_deepseek import ChatDeepSeek
+from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_mistralai import ChatMistralAI
 from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
 
 from tests.integration_tests.anthropic_api import AnthropicApp
+from tests.integration_tests.bedrock_api import BedrockApp
+from tests.integration_tests.gemini_api import GeminiApp
 from tests.integration_tests.ollama_api import OllamaApp
-from tests.integration_tests.openai_api import OpenAIApp, mistral_app, vllm_app
+from tests.integration_tests.openai_api import (
+    OpenAIApp,
+    deepseek_app,
+    mistral_app,
+    vllm_app,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,6 +76,36 @@ def _mistral(url: str, **kwargs: Any) -> BaseChatModel:
     )
 
 
+def _gemini(url: str, **kwargs: Any) -> BaseChatModel:
+    kwargs.setdefault("model", "gemini-2.5-flash")
+    return ChatGoogleGenerativeAI(
+        base_url=url, api_key="loopback", max_retries=0, **kwargs
+    )
+
+
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+
+
+def _bedrock(url: str, **kwargs: Any) -> BaseChatModel:
+    kwargs.setdefault("model", BEDROCK_MODEL)
+    # Dummy credentials: botocore signs the request, the loopback API ignores it.
+    return ChatBedrockConverse(
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDLOOPBACK",
+        aws_secret_access_key="loopback-secret",  # noqa: S106 - a dummy
+        **kwargs,
+    )
+
+
+def _deepseek(url: str, **kwargs: Any) -> BaseChatModel:
+    kwargs.setdefault("model", "deepseek-chat")
+    kwargs.setdefault("stream_usage", True)
+    return ChatDeepSeek(
+        api_base=url + "/v1", api_key="loopback", max_retries=0, **kwargs
+    )
+
+
 @dataclass(frozen=True)
 class Client:
     """One partner client and the API it talks to."""
@@ -98,4 +138,7 @@ CLIENTS: tuple[Client, ...] = (
     Client(
         "mistral", mistral_app, _mistral, "mistral-large-latest", "mistral-large-latest"
     ),
+    Client("gemini", GeminiApp, _gemini, "gemini-2.5-flash", "gemini-2.5-flash"),
+    Client("bedrock", BedrockApp, _bedrock, BEDROCK_MODEL, BEDROCK_MODEL),
+    Client("deepseek", deepseek_app, _deepseek, "deepseek-chat", "deepseek-chat"),
 )

@@ -23,8 +23,20 @@ from tests.integration_tests.loopback import App, Bill, Reply, sse
 from tests.integration_tests.mistral_api import mistral_chunks
 from tests.integration_tests.replies import Answer, answer, example_value, seed_of
 from tests.integration_tests.responses_api import responses_reply
-from tests.integration_tests.shapes import dumps, json_schema, make_id, pieces
-from tests.integration_tests.truth import ChatML200k, Llama31, MistralLike, Template
+from tests.integration_tests.shapes import (
+    common_prefix,
+    dumps,
+    json_schema,
+    make_id,
+    pieces,
+)
+from tests.integration_tests.truth import (
+    ChatML200k,
+    Llama31,
+    MistralLike,
+    Qwen3,
+    Template,
+)
 from tests.integration_tests.wire import from_openai_chat, from_responses
 
 if TYPE_CHECKING:
@@ -32,16 +44,7 @@ if TYPE_CHECKING:
 
     from tests.integration_tests.wire import Tool, Turn
 
-__all__ = ["OpenAIApp", "mistral_app", "vllm_app"]
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the common prefix of two rendered prompts."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+__all__ = ["OpenAIApp", "deepseek_app", "mistral_app", "vllm_app"]
 
 
 def forced_tool(choice: Any) -> str | None:
@@ -65,7 +68,7 @@ class OpenAIApp(App):
     ) -> None:
         """Serve ``template``'s counts; ``served`` maps requested names to snapshots.
 
-        ``flavor`` is ``"openai"``, ``"vllm"`` or ``"mistral"``; models whose name
+        ``flavor`` is ``"openai"``, ``"vllm"``, ``"mistral"`` or ``"deepseek"``; models whose name
         starts with one of ``reasoning`` (or requests asking for reasoning) spend
         hidden reasoning tokens.
         """
@@ -76,8 +79,9 @@ class OpenAIApp(App):
             "o4-mini": "o4-mini-2025-04-16",
         }
         self.flavor = flavor
-        # vLLM and Mistral send no detail objects and cache nothing visible.
-        self.vllm = flavor != "openai"
+        # vLLM and Mistral send no detail objects and cache nothing visible;
+        # DeepSeek caches prefixes and says so its own way too.
+        self.vllm = flavor not in {"openai", "deepseek"}
         self.reasoning = tuple(reasoning)
         self._seen: list[str] = []
 
@@ -104,7 +108,7 @@ class OpenAIApp(App):
         if self.vllm:
             return 0
         with self.lock:
-            best = max((_common_prefix(text, s) for s in self._seen), default=0)
+            best = max((common_prefix(text, s) for s in self._seen), default=0)
             self._seen.append(text)
         tokens = self.template.count(text[:best]) if best else 0
         return tokens // 64 * 64 if tokens >= 128 else 0
@@ -160,6 +164,15 @@ class OpenAIApp(App):
             "completion_tokens": output,
             "total_tokens": prompt + output,
         }
+        if self.flavor == "deepseek":
+            # DeepSeek: hit and miss counts beside OpenAI's cached_tokens;
+            # reasoning details only from the reasoner.
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+            usage["prompt_cache_hit_tokens"] = cached
+            usage["prompt_cache_miss_tokens"] = prompt - cached
+            if reasoning:
+                usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+            return usage
         if not self.vllm:
             usage["prompt_tokens_details"] = {
                 "cached_tokens": cached,
@@ -360,6 +373,16 @@ def _message(a: Answer) -> dict[str, Any]:
             for c in a.calls
         ]
     return message
+
+
+def deepseek_app() -> OpenAIApp:
+    """DeepSeek's API (``deepseek-chat``, ``deepseek-reasoner``) with Qwen 3's template."""
+    return OpenAIApp(
+        Qwen3(),
+        served={"deepseek-chat": "deepseek-chat"},
+        flavor="deepseek",
+        reasoning=("deepseek-reasoner",),
+    )
 
 
 def vllm_app() -> OpenAIApp:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import random
 
-__all__ = ["dumps", "json_schema", "make_id", "pieces"]
+__all__ = ["common_prefix", "dumps", "json_schema", "make_id", "pieces"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -36,3 +36,12 @@ def json_schema(fmt: Any) -> dict[str, Any] | None:
     inner = fmt.get("json_schema", fmt)  # Chat nests it; Responses does not
     schema = inner.get("schema")
     return schema if isinstance(schema, dict) else None
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix of two rendered prompts (a prefix cache)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

@@ -41,6 +41,13 @@ class TestIsolation:
         llm = client.make("http://127.0.0.1:9")
         urls = [
             str(getattr(llm, name, "") or "")
-            for name in ("openai_api_base", "anthropic_api_url", "base_url", "endpoint")
+            for name in (
+                "openai_api_base",
+                "anthropic_api_url",
+                "base_url",
+                "endpoint",
+                "endpoint_url",  # ChatBedrockConverse
+                "api_base",  # ChatDeepSeek
+            )
         ]
         assert any(u.startswith("http://127.0.0.1:9") for u in urls), urls

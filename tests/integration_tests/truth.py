@@ -22,6 +22,9 @@ not the vocabulary either:
   tool loop.
 - `MistralLike` (Mistral): Llama 3's vocabulary standing in for Tekken under
   Mistral's ``[INST]`` control tokens, tools listed before the last user turn.
+- `GemmaLike` (Gemini): Llama 3's vocabulary under Gemma's
+  ``<start_of_turn>`` framing, the system instruction and function
+  declarations in the first user turn.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
     "TEMPLATES",
     "ChatML200k",
     "ClaudeLike",
+    "GemmaLike",
     "Llama31",
     "MistralLike",
     "Qwen3",
@@ -476,6 +480,58 @@ class MistralLike(Template):
         return "[TOOL_CALLS]" + _dumps([self._call(call)])
 
 
+class GemmaLike(Template):
+    """A Gemma-like turn framing over Llama 3's vocabulary, standing in for Gemini.
+
+    The system instruction and the function declarations open the first user
+    turn; calls and results are JSON lines inside the model's and the
+    user's turns.
+    """
+
+    name = "gemma-like"
+    encoding = "llama3"
+    markers = ("<bos>", "<start_of_turn>", "<end_of_turn>")
+
+    @override
+    def render(self, turns, tools, *, prompt=True, options=None):
+        turns = list(turns)
+        head = []
+        while turns and turns[0].role == "system":
+            head.append(turns.pop(0).text)
+        if tools:
+            declarations = [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                }
+                for t in tools
+            ]
+            head.append("You can call these functions:\n" + _dumps(declarations))
+        out = ["<bos>"]
+        preamble = "\n\n".join(head)
+        for i, t in enumerate(turns):
+            if t.role == "assistant":
+                body = t.text + "".join("\n" + self.render_call(c) for c in t.calls)
+                out.append(f"<start_of_turn>model\n{body.strip()}<end_of_turn>\n")
+                continue
+            text = t.text
+            if t.role == "tool":
+                name = t.extra.get("tool_name") or t.call_id
+                text = _dumps({"function_response": name, "response": t.text})
+            if i == 0 and preamble:
+                text = preamble + "\n\n" + text
+            out.append(f"<start_of_turn>user\n{text}<end_of_turn>\n")
+        if prompt:
+            out.append("<start_of_turn>model\n")
+        return "".join(out)
+
+    @override
+    def render_call(self, call: Call) -> str:
+        return _dumps({"function_call": call.name, "args": call.args})
+
+
 TEMPLATES: dict[str, type[Template]] = {
-    cls.name: cls for cls in (ChatML200k, Llama31, Qwen3, ClaudeLike, MistralLike)
+    cls.name: cls
+    for cls in (ChatML200k, Llama31, Qwen3, ClaudeLike, MistralLike, GemmaLike)
 }

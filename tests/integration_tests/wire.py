@@ -18,6 +18,8 @@ __all__ = [
     "Tool",
     "Turn",
     "from_anthropic",
+    "from_bedrock",
+    "from_gemini",
     "from_ollama",
     "from_openai_chat",
     "from_responses",
@@ -247,3 +249,106 @@ def from_ollama(body: dict[str, Any]) -> tuple[list[Turn], list[Tool]]:
             )
         )
     return turns, _openai_tools(body.get("tools"))
+
+
+def _lower_types(schema: Any) -> Any:
+    """A Gemini ``Schema`` (``"type": "OBJECT"``) as JSON Schema's lower-case types."""
+    if isinstance(schema, dict):
+        return {
+            k: v.lower() if k == "type" and isinstance(v, str) else _lower_types(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_lower_types(v) for v in schema]
+    return schema
+
+
+def from_gemini(body: dict[str, Any]) -> tuple[list[Turn], list[Tool]]:
+    """Gemini ``generateContent``: ``systemInstruction``, ``contents`` of parts.
+
+    A ``functionCall`` part is a call, a ``functionResponse`` part a tool
+    result (matched by name: Gemini's calls need no ids).
+    """
+    turns: list[Turn] = []
+    system = body.get("systemInstruction") or body.get("system_instruction")
+    if system:
+        turns.append(
+            Turn("system", "".join(p.get("text", "") for p in system["parts"]))
+        )
+    for content in body.get("contents", ()):
+        role = "assistant" if content.get("role") == "model" else "user"
+        turn = Turn(role)
+        for part in content.get("parts", ()):
+            if "text" in part:
+                turn.text += str(part["text"])
+            elif "functionCall" in part:
+                fc = part["functionCall"]
+                call = Call(
+                    str(fc.get("id") or fc["name"]), fc["name"], _args(fc.get("args"))
+                )
+                turn.calls = (*turn.calls, call)
+            elif "functionResponse" in part:
+                fr = part["functionResponse"]
+                turns.append(
+                    Turn(
+                        "tool",
+                        json.dumps(fr.get("response"), ensure_ascii=False),
+                        call_id=str(fr.get("id") or fr["name"]),
+                        extra={"tool_name": fr["name"]},
+                    )
+                )
+            elif "inlineData" in part or "fileData" in part:
+                turn.images += 1
+        if turn.text or turn.calls or turn.images:
+            turns.append(turn)
+    tools = [
+        Tool(
+            d["name"],
+            d.get("description") or "",
+            _lower_types(d.get("parameters") or d.get("parametersJsonSchema") or {}),
+        )
+        for t in body.get("tools") or ()
+        for d in t.get("functionDeclarations") or ()
+    ]
+    return turns, tools
+
+
+def from_bedrock(body: dict[str, Any]) -> tuple[list[Turn], list[Tool]]:
+    """Bedrock Converse: ``system`` blocks, ``toolUse``/``toolResult`` blocks."""
+    turns: list[Turn] = [
+        Turn("system", str(block["text"]))
+        for block in body.get("system") or ()
+        if "text" in block
+    ]
+    for m in body.get("messages", ()):
+        turn = Turn(m["role"])
+        for block in m.get("content", ()):
+            if "text" in block:
+                turn.text += str(block["text"])
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                call = Call(use["toolUseId"], use["name"], dict(use.get("input") or {}))
+                turn.calls = (*turn.calls, call)
+            elif "toolResult" in block:
+                result = block["toolResult"]
+                parts = [
+                    str(c["text"])
+                    if "text" in c
+                    else json.dumps(c.get("json"), ensure_ascii=False)
+                    for c in result.get("content", ())
+                ]
+                turns.append(Turn("tool", "".join(parts), call_id=result["toolUseId"]))
+            elif "image" in block:
+                turn.images += 1
+        if turn.text or turn.calls or turn.images:
+            turns.append(turn)
+    tools = [
+        Tool(
+            spec["name"],
+            spec.get("description") or "",
+            (spec.get("inputSchema") or {}).get("json") or {},
+        )
+        for t in (body.get("toolConfig") or {}).get("tools") or ()
+        if (spec := t.get("toolSpec"))
+    ]
+    return turns, tools

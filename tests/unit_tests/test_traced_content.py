@@ -1,0 +1,70 @@
+"""A prompt counted by the user is recognised although LangChain rewrote it for the callbacks.
+
+Before ``on_chat_model_start`` LangChain rewrites some content blocks (its
+tracing format): the handler learns from that copy, the user counts the
+original. Each form here, through a real ``BaseChatModel`` call, must then
+count exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from langchain_core.language_models.chat_models import _format_for_tracing
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from langchain_tokencal import TokenCalibrationHandler
+from langchain_tokencal._counting.digests import traced_content
+from langchain_tokencal.testing import FakeUsageChatModel
+
+_PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
+BLOCKS = {
+    "single key, no type": [
+        {"type": "text", "text": "Use the cached manual."},
+        {"cachePoint": {"type": "default"}},
+    ],
+    "image, base64 (v1)": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image", "base64": _PNG, "mime_type": "image/png"},
+    ],
+    "image, url (v1)": [
+        {"type": "text", "text": "Describe it."},
+        {"type": "image", "url": "https://example.com/a.png"},
+    ],
+    "image, base64 (v0)": [
+        {"type": "text", "text": "And this one?"},
+        {
+            "type": "image",
+            "source_type": "base64",
+            "data": _PNG,
+            "mime_type": "image/png",
+        },
+    ],
+    "file, base64": [
+        {"type": "text", "text": "Summarize the attachment."},
+        {"type": "file", "base64": _PNG, "mime_type": "application/pdf"},
+    ],
+    "plain text blocks": [{"type": "text", "text": "Just text, in a block."}],
+}
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_same_as_langchains_tracing_form(name: str) -> None:
+    """traced_content equals what LangChain hands the callbacks, and is idempotent."""
+    message = HumanMessage(BLOCKS[name])
+    (traced,) = _format_for_tracing([message])
+    assert traced_content(message.content) == traced.content
+    assert traced_content(traced.content) == traced.content
+
+
+@pytest.mark.parametrize("name", list(BLOCKS))
+def test_counted_exactly_after_its_call(name: str) -> None:
+    """The user's own list counts exactly once its call reported."""
+    handler = TokenCalibrationHandler()
+    handler.raise_error = True
+    llm = FakeUsageChatModel(model="fake-claude", callbacks=[handler])
+    prompt = [SystemMessage("You read documents."), HumanMessage(BLOCKS[name])]
+    reply = llm.invoke(prompt)
+    est = handler.estimate(prompt, model="fake-claude")
+    assert (est.source, est.tokens) == ("exact", reply.usage_metadata["input_tokens"])
