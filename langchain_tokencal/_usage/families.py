@@ -45,6 +45,13 @@ _ANTHROPIC_MARKERS: Final = frozenset(
 )
 _GROQ_MARKERS: Final = frozenset({"queue_time", "prompt_time", "completion_time"})
 EPHEMERAL: Final = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+# Modality details: LangChain's names and the Realtime API's (subsets: extras).
+_MODALITY_KEYS: Final = {
+    "audio": "audio",
+    "audio_tokens": "audio",
+    "text_tokens": "text",
+    "image_tokens": "image",
+}
 """Anthropic's cache writes split by time to live (5 minutes, 1 hour)."""
 
 
@@ -81,8 +88,10 @@ def _input_details(draft: Draft, details: Any) -> None:
             creation += count(value, f"input_token_details.{key}") or 0
         elif key in EPHEMERAL:
             ephemeral += count(value, f"input_token_details.{key}") or 0
-        elif key == "audio":
-            add_extra(draft, "input_audio", value)
+        elif key == "cached_tokens":  # the Realtime API's name of a cache read
+            draft.cache_read += count(value, f"input_token_details.{key}") or 0
+        elif key in _MODALITY_KEYS:
+            add_extra(draft, "input_" + _MODALITY_KEYS[key], value)
     draft.cache_creation = ephemeral or creation
 
 
@@ -90,8 +99,8 @@ def _output_details(draft: Draft, details: Any) -> None:
     for key, value in items(details):
         if key == "reasoning" or key.endswith("_reasoning"):
             draft.reasoning += count(value, f"output_token_details.{key}") or 0
-        elif key == "audio":
-            add_extra(draft, "output_audio", value)
+        elif key in _MODALITY_KEYS:
+            add_extra(draft, "output_" + _MODALITY_KEYS[key], value)
 
 
 def _parse_openai(u: Mapping[str, Any], names: tuple[str, str, str, str]) -> Draft:
@@ -137,6 +146,14 @@ _RESPONSES_NAMES: Final = (
 
 def _parse_openai_chat(u: Mapping[str, Any]) -> Draft:
     draft = _parse_openai(u, _CHAT_NAMES)
+    if (
+        draft.reasoning
+        and draft.total is not None
+        and draft.total == draft.input + draft.output + draft.reasoning
+    ):
+        # xAI counts reasoning beside completion_tokens, not inside it: the
+        # total says which. Output includes reasoning, as LangChain has it.
+        draft.output += draft.reasoning
     hit = count(u.get("prompt_cache_hit_tokens"), "prompt_cache_hit_tokens")
     miss = count(u.get("prompt_cache_miss_tokens"), "prompt_cache_miss_tokens")
     if hit is not None or miss is not None:
@@ -207,7 +224,10 @@ def _parse_google(u: Mapping[str, Any], *, snake: bool) -> Draft:
 
     prompt = key("promptTokenCount")
     draft = Draft(required(u, prompt), provider="google")
-    candidates = optional(u, key("candidatesTokenCount"))
+    # The Live API names the output responseTokenCount.
+    candidates = optional(u, key("candidatesTokenCount")) or optional(
+        u, key("responseTokenCount")
+    )
     thoughts = optional(u, key("thoughtsTokenCount"))
     draft.output = candidates + thoughts
     draft.reasoning = thoughts
@@ -221,6 +241,7 @@ def _parse_google(u: Mapping[str, Any], *, snake: bool) -> Draft:
     for details, prefix in (
         (key("promptTokensDetails"), "input_"),
         (key("candidatesTokensDetails"), "output_"),
+        (key("responseTokensDetails"), "output_"),
     ):
         _add_modalities(draft, u.get(details), prefix, snake=snake)
     return draft
@@ -235,6 +256,8 @@ _SNAKE: Final = {
     "totalTokenCount": "total_token_count",
     "promptTokensDetails": "prompt_tokens_details",
     "candidatesTokensDetails": "candidates_tokens_details",
+    "responseTokenCount": "response_token_count",
+    "responseTokensDetails": "response_tokens_details",
 }
 
 
@@ -302,11 +325,34 @@ def _parse_cohere(u: Mapping[str, Any]) -> Draft:
     return draft
 
 
+def _parse_count_tokens(u: Mapping[str, Any]) -> Draft:
+    """A token-count endpoint's answer (Gemini ``countTokens``): input only."""
+    draft = Draft(required(u, "totalTokens"), provider="google")
+    draft.cache_read = optional(u, "cachedContentTokenCount")
+    _add_modalities(draft, u.get("promptTokensDetails"), "input_", snake=False)
+    draft.flags.add("count_only")
+    return draft
+
+
+def _parse_llamacpp(u: Mapping[str, Any]) -> Draft:
+    """llama.cpp's own ``/completion``: the whole prompt, its cached part."""
+    draft = Draft(required(u, "tokens_evaluated"))
+    draft.output = optional(u, "tokens_predicted")
+    draft.cache_read = min(optional(u, "tokens_cached"), draft.input)
+    return draft
+
+
 def _parse_generic(u: Mapping[str, Any]) -> Draft:
-    """Bare ``input_tokens``/``output_tokens``: every convention agrees on it."""
+    """Bare ``input_tokens``/``output_tokens``: every convention agrees on it.
+
+    ``input_tokens`` alone is a token-count endpoint's answer (Anthropic's
+    ``count_tokens``): flagged ``count_only``.
+    """
     draft = Draft(required(u, "input_tokens"))
     draft.output = optional(u, "output_tokens")
     draft.total = count(u.get("total_tokens"), "total_tokens")
+    if "output_tokens" not in u and "total_tokens" not in u:
+        draft.flags.add("count_only")
     return draft
 
 
@@ -359,4 +405,7 @@ _FAMILIES: Final[tuple[tuple[frozenset[str], _Parser], ...]] = (
     ),
     (frozenset({"prompt_eval_count", "eval_count"}), _parse_ollama),
     (frozenset({"tokens", "billed_units"}), _parse_cohere),
+    (frozenset({"tokens_evaluated", "tokens_predicted"}), _parse_llamacpp),
+    # Last: a bare totalTokens is a count endpoint's answer, nothing else's.
+    (frozenset({"totalTokens"}), _parse_count_tokens),
 )

@@ -31,6 +31,9 @@ Flags on a record:
   back inside the request, so ``input_tokens`` is not the size of the prompt.
 - ``"cumulative_stream"``: several stream chunks carried cumulative counts and
   the last was taken (informational).
+- ``"count_only"``: a token-count endpoint's answer (Anthropic ``count_tokens``,
+  Gemini ``countTokens``): the prompt's size, no output; learned like any
+  report of that prompt.
 
 Validation: counts must be integers in ``[0, 10**9]`` (integral floats such as
 ``12.0`` are accepted; booleans, numeric strings, NaN and fractions are not);

@@ -120,7 +120,8 @@ class TokenUsage:
         extras: Provider additions (``input_audio``, ``tool_use_prompt``,
             ``billed_input``, ``prediction_accepted``...), read-only.
         raw_keys: The keys of the usage object that was read.
-        flags: ``llm_cache_hit``, ``server_tool_input``, ``cumulative_stream``
+        flags: ``llm_cache_hit``, ``server_tool_input``, ``cumulative_stream``,
+            ``count_only``
             (described in `langchain_tokencal._usage.parse`).
 
     Records are immutable and thread-safe; ``extras`` is left out of the hash.

@@ -19,6 +19,7 @@ from langchain_tokencal._usage.draft import (
     as_mapping,
     keys,
     no_usage,
+    rejected,
     show,
 )
 from langchain_tokencal._usage.families import classify
@@ -48,11 +49,16 @@ USAGE_CONTAINERS: Final[tuple[str, ...]] = (
     "response",
     "message",
     "delta",
+    "result",
+    "data",
+    "output",
 )
 """The envelope keys searched for usage, most specific first.
 
 The search tries each in turn, so a ``response_metadata`` dict or a Bedrock
-``metadata`` stream event needs no special case.
+``metadata`` stream event needs no special case; ``result`` is an Anthropic
+batch result's, ``data``/``output`` an agent framework's stream event's
+(``{"event": "on_chat_model_end", "data": {"output": message}}``).
 """
 _MODEL_KEYS: Final = ("model_name", "model", "modelVersion", "model_version")
 
@@ -113,11 +119,57 @@ def parse_response(
         raise no_usage(msg)
     parser = classify(m)
     if parser is None:
+        special = _special_envelope(m)
+        if special is not None:
+            return special
         return _search_containers(m, depth, budget)
     draft = parser(m)
     draft.raw_keys = keys(m)
     draft.model = draft.model or _model_of(m)
     return draft
+
+
+_BEDROCK_HEADERS: Final = (
+    "x-amzn-bedrock-input-token-count",
+    "x-amzn-bedrock-output-token-count",
+)
+
+
+def _header_count(headers: Mapping[str, Any], name: str) -> int:
+    """A count sent as an HTTP header: decimal digits, else "rejected"."""
+    value = headers.get(name)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    msg = f"HTTP header {name} ({show(value)}) is not a count"
+    raise rejected(msg)
+
+
+def _special_envelope(m: Mapping[str, Any]) -> Draft | None:
+    """Usage split across an envelope: Bedrock invocation logs and headers.
+
+    A Bedrock model invocation log holds the input counts under ``input``
+    and the output under ``output``; an ``InvokeModel`` response (as botocore
+    returns it) holds them in ``ResponseMetadata.HTTPHeaders``.
+    """
+    inp, out = as_mapping(m.get("input")), as_mapping(m.get("output"))
+    if inp is not None and "inputTokenCount" in inp:
+        merged = {**inp, **(out or {})}
+        parser = classify(merged)
+        if parser is not None:
+            draft = parser(merged)
+            draft.raw_keys = keys(merged)
+            model = m.get("modelId")
+            draft.model = model if isinstance(model, str) and model else None
+            return draft
+    meta = as_mapping(m.get("ResponseMetadata"))
+    headers = as_mapping(meta.get("HTTPHeaders")) if meta is not None else None
+    if headers is not None and _BEDROCK_HEADERS[0] in headers:
+        draft = Draft(_header_count(headers, _BEDROCK_HEADERS[0]), provider="bedrock")
+        if _BEDROCK_HEADERS[1] in headers:
+            draft.output = _header_count(headers, _BEDROCK_HEADERS[1])
+        draft.raw_keys = frozenset(k for k in headers if k in _BEDROCK_HEADERS)
+        return draft
+    return None
 
 
 def _search_containers(m: Mapping[str, Any], depth: int, budget: _Budget) -> Draft:
@@ -149,11 +201,21 @@ def _search_containers(m: Mapping[str, Any], depth: int, budget: _Budget) -> Dra
 
 
 def _apply_envelope(draft: Draft, m: Mapping[str, Any], container: str) -> None:
-    """Label the provider and model from the envelope the usage was found in."""
+    """Label the provider and model from the envelope the usage was found in.
+
+    A llama.cpp server puts the cached part of the prompt beside ``usage``,
+    in ``timings.cache_n``: a cache read.
+    """
+    timings = as_mapping(m.get("timings")) if container == "usage" else None
+    if timings is not None and not draft.cache_read:
+        cached = timings.get("cache_n")
+        if type(cached) is int and 0 < cached <= draft.input:
+            draft.cache_read = cached
     hint = _envelope_provider(m, container)
     if hint is not None and (draft.provider in (None, "openai") or hint == "groq"):
         draft.provider = hint
-    # A serialized message keeps its labels in response_metadata, not beside usage.
+    # A serialized message keeps its labels in response_metadata, not beside
+    # usage; a LangChain stream event in its metadata (ls_provider...).
     for source in (m, as_mapping(m.get("response_metadata"))):
         if source is None:
             continue
@@ -161,3 +223,10 @@ def _apply_envelope(draft: Draft, m: Mapping[str, Any], container: str) -> None:
         if isinstance(provider, str) and provider:
             draft.provider = canonical_label(provider)
         draft.model = draft.model or _model_of(source)
+    traced = as_mapping(m.get("metadata"))
+    if traced is not None and container in {"data", "output"}:
+        provider, model = traced.get("ls_provider"), traced.get("ls_model_name")
+        if isinstance(provider, str) and provider and draft.provider is None:
+            draft.provider = canonical_label(provider)
+        if isinstance(model, str) and model:
+            draft.model = draft.model or model

@@ -18,7 +18,9 @@ from langchain_tokencal import TokenUsage, explain_usage, parse_usage
 from langchain_tokencal._usage import USAGE_CONTAINERS
 from tests.unit_tests.conftest import DATA_DIR
 
-FLAGS = frozenset({"llm_cache_hit", "server_tool_input", "cumulative_stream"})
+FLAGS = frozenset(
+    {"llm_cache_hit", "server_tool_input", "cumulative_stream", "count_only"}
+)
 
 # Key names the parsers look for, so random dicts reach every branch.
 KNOWN_KEYS = (
