@@ -343,11 +343,48 @@ def encoding_for_model(model: str) -> str:
     return _MODEL_PREFIXES[best]
 
 
+def _without_nones(value: Any) -> Any:
+    """JSON-like data without its ``None`` entries, at every depth."""
+    if isinstance(value, Mapping):
+        return {k: _without_nones(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nones(v) for v in value]
+    return value
+
+
+def _builtin(tool: Any) -> dict[str, Any] | None:
+    """A provider's built-in tool as sent, or None if ``tool`` is not one.
+
+    OpenAI's and Anthropic's name their kind in ``type`` (``web_search``,
+    ``web_search_20250305``...); Gemini's are keys holding their options
+    (``{"google_search": {}}``; the callbacks see google-genai's ``Tool``
+    dump, every other kind present as ``None``). ``None`` entries are
+    dropped, so both forms are one tool.
+    """
+    if not isinstance(tool, Mapping):
+        return None
+    kind = tool.get("type")
+    kept = _without_nones(tool)
+    if isinstance(kind, str) and kind != "function":
+        return kept  # type: ignore[no-any-return]
+    if kept and all(isinstance(v, Mapping) for v in kept.values()):
+        return kept  # type: ignore[no-any-return]
+    return None
+
+
 def normalize_tool(tool: Any) -> dict[str, Any]:
-    """Convert any tool LangChain accepts to the OpenAI tool format."""
+    """Convert any tool LangChain accepts to the OpenAI tool format.
+
+    A provider's built-in tool (web search, code execution) has no schema to
+    convert: it is kept as it is, its JSON counted as its schema, and what
+    the provider adds for it is learned per tool set.
+    """
     try:
         return convert_to_openai_tool(tool)
     except Exception as err:
+        builtin = _builtin(tool)
+        if builtin is not None:
+            return builtin
         msg = (
             f"Cannot read the tool {tool!r:.80} as a schema ({err}). Pass an OpenAI "
             'dict {"type": "function", "function": {...}}, an Anthropic dict with '

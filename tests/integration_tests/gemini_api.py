@@ -8,6 +8,8 @@ count growing), the last one with ``finishReason``. 2.5 models think by
 default: ``thoughtsTokenCount`` is billed as output (LangChain's reasoning).
 A prompt whose beginning was served before reports part of it as
 ``cachedContentTokenCount`` (implicit caching; included in the prompt count).
+A request grounded with ``googleSearch`` reports the search results it read
+as ``toolUsePromptTokenCount``, billed as input beside the prompt.
 """
 
 from __future__ import annotations
@@ -60,10 +62,14 @@ class GeminiApp(App):
         a = answer(turns, tools, call_id=lambda rng: "")
         candidates = self.template.reply_tokens(a.text, a.calls)
         thoughts = 24 + seed_of(text) % 200 if name.startswith("gemini-2.5") else 0
+        # Grounding with Google Search feeds the results back as a prompt of
+        # its own, billed as input beside promptTokenCount.
+        searched = any("googleSearch" in t for t in body.get("tools") or ())
+        tool_use = 180 + seed_of(text, "search") % 300 if searched else 0
         self.bill(
             Bill(
                 name,
-                prompt,
+                prompt + tool_use,
                 candidates + thoughts,
                 cache_read=cached,
                 reasoning=thoughts,
@@ -71,7 +77,7 @@ class GeminiApp(App):
         )
         rng = random.Random(seed_of(text, "id"))
         head = {"modelVersion": name, "responseId": f"{rng.getrandbits(64):016x}"}
-        counts = (prompt, cached, thoughts)
+        counts = (prompt, cached, thoughts, tool_use)
         if method == "generateContent":
             return Reply(body=self._response(head, a, a.text, candidates, counts, True))
         return Reply(
@@ -79,16 +85,20 @@ class GeminiApp(App):
             content_type="text/event-stream",
         )
 
-    def _usage(self, counts: tuple[int, int, int], candidates: int) -> dict[str, Any]:
-        prompt, cached, thoughts = counts
+    def _usage(
+        self, counts: tuple[int, int, int, int], candidates: int
+    ) -> dict[str, Any]:
+        prompt, cached, thoughts, tool_use = counts
         usage: dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": candidates,
-            "totalTokenCount": prompt + candidates + thoughts,
+            "totalTokenCount": prompt + candidates + thoughts + tool_use,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
+        if tool_use:
+            usage["toolUsePromptTokenCount"] = tool_use
         if cached:
             usage["cachedContentTokenCount"] = cached
         return usage
@@ -99,7 +109,7 @@ class GeminiApp(App):
         a: Answer,
         text: str,
         candidates: int,
-        counts: tuple[int, int, int],
+        counts: tuple[int, int, int, int],
         final: bool,
     ) -> dict[str, Any]:
         parts: list[dict[str, Any]] = [{"text": text}] if text else []
@@ -124,7 +134,7 @@ class GeminiApp(App):
         head: dict[str, Any],
         a: Answer,
         candidates: int,
-        counts: tuple[int, int, int],
+        counts: tuple[int, int, int, int],
     ) -> Iterator[dict[str, Any]]:
         texts = pieces(a.text) if a.text else [""]
         for k, piece in enumerate(texts):

@@ -112,3 +112,30 @@ class TestDeepSeek:
         assert billed(handler.usage["deepseek-reasoner"]) == totals
         stats = handler.stats()["deepseek-reasoner"]
         assert stats.observations == 2
+
+
+class TestGeminiGrounding:
+    """Grounding with Google Search: a built-in tool, its prompt billed as input."""
+
+    def test_search_is_billed_and_the_report_kept(self, handler):
+        """ToolUsePromptTokenCount is billed as input; the report is not lost.
+
+        The callbacks see google-genai's ``Tool`` dump of ``{"google_search":
+        {}}``; the user counts with the dict they bound: one tool set.
+        """
+        search = [{"google_search": {}}]
+        prompt = [
+            SystemMessage(SYSTEM),
+            HumanMessage("What moved the port of Rotterdam today?"),
+        ]
+        with LoopbackServer(_GEMINI.app()) as server:
+            llm = _GEMINI.make(server.url, callbacks=[handler]).bind_tools(search)
+            reply = llm.invoke(prompt)
+            assert not server.errors
+        (bill,) = server.app.bills
+        assert reply.usage_metadata["input_tokens"] == bill.input_tokens
+        assert billed(handler.usage[_GEMINI.key]) == server.app.totals()
+        stats = handler.stats()[_GEMINI.key]
+        assert (stats.observations, dict(stats.rejected)) == (1, {})
+        est = handler.estimate(prompt, model=_GEMINI.key, tools=search)
+        assert (est.source, est.tokens) == ("exact", bill.input_tokens)

@@ -68,3 +68,40 @@ def test_counted_exactly_after_its_call(name: str) -> None:
     reply = llm.invoke(prompt)
     est = handler.estimate(prompt, model="fake-claude")
     assert (est.source, est.tokens) == ("exact", reply.usage_metadata["input_tokens"])
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"google_search": {}},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+        {"type": "web_search"},
+    ],
+    ids=["gemini", "anthropic", "openai"],
+)
+def test_builtin_tools_are_counted(tool: dict) -> None:
+    """A provider's built-in tool counts (its JSON) instead of raising."""
+    handler = TokenCalibrationHandler()
+    bare = handler.count_messages([HumanMessage("hi")], model="gpt-4o")
+    assert (
+        handler.count_messages([HumanMessage("hi")], model="gpt-4o", tools=[tool])
+        > bare
+    )
+
+
+def test_genai_tool_dump_is_the_same_tool() -> None:
+    """google-genai's Tool dump (other kinds as None) normalizes to the user's dict."""
+    from langchain_tokencal._counting.openai_rules import normalize_tool  # noqa: PLC0415
+
+    dump = {
+        "retrieval": None,
+        "google_search": {"time_range_filter": None},
+        "url_context": None,
+    }
+    assert (
+        normalize_tool(dump)
+        == normalize_tool({"google_search": {}})
+        == {"google_search": {}}
+    )
+    with pytest.raises(ValueError, match="Cannot read the tool"):
+        normalize_tool(42)
