@@ -65,6 +65,24 @@ def _ran_server_tool(content: object) -> bool:
     )
 
 
+# Gemini grounding (Google Search, Maps, retrieval): the results were read as a
+# prompt of their own, which langchain-google-genai folds into input_tokens.
+_GROUNDING_KEYS: Final = (
+    "web_search_queries",
+    "grounding_chunks",
+    "retrieval_queries",
+    "search_entry_point",
+)
+
+
+def _grounded(metadata: Mapping[str, Any]) -> bool:
+    """Whether ``response_metadata`` shows a grounded Gemini answer."""
+    grounding = metadata.get("grounding_metadata")
+    return isinstance(grounding, Mapping) and any(
+        grounding.get(key) for key in _GROUNDING_KEYS
+    )
+
+
 def fast_message_usage(message: AIMessage, provider: str | None) -> TokenUsage | None:
     """The callback hot path: a clean `usage_metadata` read in one pass.
 
@@ -86,6 +104,8 @@ def fast_message_usage(message: AIMessage, provider: str | None) -> TokenUsage |
         raw = metadata.get("usage")
         if raw and type(raw) is dict and raw.get("server_tool_use"):
             return None
+        if "grounding_metadata" in metadata:
+            return None  # the general path decides whether it was grounded
         model = metadata.get("model_name") or metadata.get("model")
         if not (model and type(model) is str):
             model = None
@@ -197,6 +217,9 @@ def _label_from_metadata(draft: Draft, metadata: Mapping[str, Any]) -> None:
     if isinstance(raw, Mapping) and raw.get("server_tool_use"):
         # langchain-anthropic keeps the raw usage: server tools inflate the input.
         draft.flags.update(server_tool_flags(raw))
+    if _grounded(metadata):
+        # Gemini's toolUsePromptTokenCount is inside input_tokens here.
+        draft.flags.add("server_tool_input")
 
 
 def from_llm_result(result: LLMResult) -> Draft:

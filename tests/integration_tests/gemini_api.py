@@ -123,6 +123,13 @@ class GeminiApp(App):
         }
         if final:
             candidate["finishReason"] = "STOP"
+            if counts[3]:  # searched: what the answer is grounded on
+                candidate["groundingMetadata"] = {
+                    "webSearchQueries": ["port of Rotterdam news today"],
+                    "groundingChunks": [
+                        {"web": {"uri": "https://example.com/news", "title": "News"}}
+                    ],
+                }
         return {
             "candidates": [candidate],
             "usageMetadata": self._usage(counts, candidates),

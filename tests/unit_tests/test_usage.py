@@ -1119,3 +1119,30 @@ class TestHotPath:
         elapsed = time.perf_counter() - start
         # Measured at ~4 us; the bound leaves room for slow, shared CI machines.
         assert elapsed / runs < 100e-6
+
+
+class TestGrounding:
+    """A grounded Gemini reply's input holds the search results: not the prompt."""
+
+    def test_grounding_metadata_flags_server_tool_input(self) -> None:
+        """grounding_metadata with queries flags it; an empty one does not."""
+        from langchain_core.messages import AIMessage  # noqa: PLC0415
+
+        meta = usage_metadata(340, 20)
+        grounded = AIMessage(
+            "Rotterdam ...",
+            usage_metadata=meta,
+            response_metadata={
+                "model_provider": "google_genai",
+                "grounding_metadata": {"web_search_queries": ["rotterdam port"]},
+            },
+        )
+        usage = parse_usage(grounded)
+        assert usage is not None
+        assert "server_tool_input" in usage.flags
+        plain = AIMessage(
+            "Hi",
+            usage_metadata=meta,
+            response_metadata={"grounding_metadata": {"web_search_queries": []}},
+        )
+        assert "server_tool_input" not in parse_usage(plain).flags
