@@ -230,6 +230,34 @@ class TestLearning:
             llm.invoke([HumanMessage(text)])
         return llm
 
+    def test_exact_tokenizer_learns_structure_not_rates(self):
+        """On the model's own tokenizer, template costs move; content rates stay 0.
+
+        A gpt-4o whose hidden template adds 9 tokens per call and 2 per
+        message beyond OpenAI's rules: the framing and per-message terms take
+        them, and a new prompt of long content is then exact.
+        """
+        handler = strict_handler()
+        llm = FakeUsageChatModel(
+            model="gpt-4o",
+            provider="openai",
+            tokenizer="o200k_base",
+            framing_tokens=12,
+            tokens_per_message=5,
+            callbacks=[handler],
+        )
+        rng = random.Random(7)
+        for i in range(12):
+            text = english(rng, 20 + 15 * i) if i % 2 else chinese(rng, 30 + 10 * i)
+            llm.invoke([SystemMessage("You are terse."), HumanMessage(text)])
+        coefficients = handler.stats()["gpt-4o"].coefficients
+        rates = {k: v for k, v in coefficients.items() if k.endswith("_rate")}
+        assert all(abs(v) < 0.002 for v in rates.values()), rates
+        prompt = [SystemMessage("You are terse."), HumanMessage(english(rng, 400))]
+        assert handler.count_messages(prompt, model="gpt-4o") == llm.true_prompt_tokens(
+            prompt
+        )
+
     def test_rates_are_learned_per_content_class(self):
         """English and Chinese get their own rates: the hidden tokenizer differs on each."""
         handler = strict_handler()
