@@ -32,6 +32,7 @@ from langchain_tokencal._reasons import (
     TRUNCATED,
     UNCACHED_ONLY,
 )
+from langchain_tokencal.config import check_names
 from langchain_tokencal.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -128,13 +129,7 @@ class HealthThresholds:
                 value.
         """
         names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(mapping) - set(names))
-        if unknown:
-            msg = (
-                f"Unknown health threshold(s) {', '.join(map(repr, unknown))}; "
-                f"valid ones are {', '.join(names)}."
-            )
-            raise ConfigError(msg)
+        check_names(mapping, names, what="health threshold", plural="ones")
         return cls(**dict(mapping))
 
     @classmethod
@@ -255,7 +250,8 @@ def _issues_of(s: ModelStats, t: HealthThresholds) -> list[HealthIssue]:
             "fallback_counter",
             "warning",
             f"local counting fell back to character classes ({s.counter.reason}); "
-            "set TIKTOKEN_CACHE_DIR to a folder holding the tiktoken encodings.",
+            "`tokencal encodings` shows where tiktoken looks for its files, and "
+            "`tokencal encodings --install` writes them offline.",
         )
     out.extend(_usage_issues(s, t))
     min_points = t.min_points or 1

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, Final
 from langchain_tokencal.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "ENV_PREFIX",
     "HANDLER_SETTINGS",
     "CounterConfig",
+    "check_names",
     "environment_settings",
     "read_settings",
 ]
@@ -144,19 +145,41 @@ class CounterConfig:
             ConfigError: On an unknown key (the message lists the valid ones)
                 or an invalid value.
         """
-        valid = cls.field_names()
-        unknown = sorted(set(mapping) - set(valid))
-        if unknown:
-            msg = (
-                f"Unknown setting(s) {', '.join(map(repr, unknown))}; "
-                f"valid settings are {', '.join(valid)}."
-            )
-            raise ConfigError(msg)
+        check_names(mapping, cls.field_names(), what="setting")
         return cls(**dict(mapping))
 
     def replace(self, **changes: Any) -> CounterConfig:
         """A copy with some settings changed (validated)."""
         return self.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+def check_names(
+    mapping: Mapping[str, Any],
+    valid: Sequence[str],
+    *,
+    what: str,
+    plural: str | None = None,
+) -> None:
+    """Refuse a key of ``mapping`` that is not in ``valid``, listing the valid ones.
+
+    Raises:
+        ConfigError: ``Unknown <what>(s) 'x'; valid <plural> are ...``
+            (``plural`` defaults to ``<what>s``).
+
+    Example:
+        ```python
+        from langchain_tokencal.config import check_names
+
+        check_names({"cache_size": 1}, ["cache_size"], what="setting")
+        ```
+    """
+    unknown = sorted(set(mapping) - set(valid))
+    if unknown:
+        msg = (
+            f"Unknown {what}(s) {', '.join(map(repr, unknown))}; "
+            f"valid {plural or what + 's'} are {', '.join(valid)}."
+        )
+        raise ConfigError(msg)
 
 
 def _check_store_settings(every: object, key: object) -> None:

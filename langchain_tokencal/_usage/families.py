@@ -45,6 +45,7 @@ _ANTHROPIC_MARKERS: Final = frozenset(
 )
 _GROQ_MARKERS: Final = frozenset({"queue_time", "prompt_time", "completion_time"})
 EPHEMERAL: Final = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+"""Anthropic's cache writes split by time to live (5 minutes, 1 hour)."""
 # Modality details: LangChain's names and the Realtime API's (subsets: extras).
 _MODALITY_KEYS: Final = {
     "audio": "audio",
@@ -52,7 +53,6 @@ _MODALITY_KEYS: Final = {
     "text_tokens": "text",
     "image_tokens": "image",
 }
-"""Anthropic's cache writes split by time to live (5 minutes, 1 hour)."""
 
 
 def parse_usage_metadata(u: Mapping[str, Any]) -> Draft:
